@@ -1,0 +1,17 @@
+//! The node's features. Each module is one plugin: a set of `#[handler]`s
+//! that register themselves with the runtime through `inventory`. No plugin
+//! imports another; what they share lives in `tracer-core` or the runtime.
+
+pub mod auto_instrument;
+pub mod debug;
+pub mod logs;
+pub mod traces;
+
+/// The message types these plugins serve. The binary calls this at start-up:
+/// referencing the crate keeps the linker from dropping its registrations.
+pub fn served_types() -> Vec<&'static str> {
+    inventory::iter::<tracer_node::Handler>
+        .into_iter()
+        .map(|h| h.msg_type)
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Log-trace correlation: `log` stores an entry indexed by trace id and
+//! service; `search_logs` finds entries by any mix of filters.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use tracer_core::{LogEntry, LogQuery};
+use tracer_node::{handler, Ctx, Error};
+
+fn default_service() -> String {
+    "service".to_owned()
+}
+
+/// `log {message, trace_id?, span_id?, service = "service", level?, attributes?}`.
+#[derive(Deserialize)]
+pub struct LogRequest {
+    message: String,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    span_id: Option<String>,
+    #[serde(default = "default_service")]
+    service: String,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    attributes: Option<Box<RawValue>>,
+}
+
+/// `log_ok`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "log_ok")]
+pub struct LogOk {}
+
+/// Stores a log entry. Ids are kept as sent. A log without `trace_id` that
+/// arrived with trace context (`traceparent`) is correlated with the span
+/// the sidecar opened for it.
+#[handler("log")]
+pub fn log(ctx: &mut Ctx<'_>, req: LogRequest) -> Result<LogOk, Error> {
+    let attributes = match req.attributes {
+        Some(raw) if raw.get().trim_start().starts_with('{') => Some(Arc::from(raw)),
+        Some(_) => return Err(Error::bad_field("attributes", "must be a JSON object")),
+        None => None,
+    };
+    let (mut trace_id, mut span_id) = (req.trace_id, req.span_id);
+    if trace_id.is_none() && ctx.incoming().is_some() {
+        if let Some(span) = ctx.span() {
+            trace_id = Some(span.context().trace_id().to_hex());
+            span_id = span_id.or_else(|| Some(span.context().span_id().to_hex()));
+        }
+    }
+    let mut logs = ctx.logs();
+    let entry = LogEntry {
+        service: logs.intern_service(&req.service),
+        message: req.message.into(),
+        trace_id: trace_id.map(Into::into),
+        span_id: span_id.map(Into::into),
+        level: req.level.map(Into::into),
+        attributes,
+    };
+    logs.push(entry);
+    Ok(LogOk {})
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+/// `search_logs {trace_id?, service?, level?, contains?, limit = 1000}`.
+#[derive(Deserialize)]
+pub struct SearchLogs {
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    contains: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// `search_results {logs}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "search_results")]
+pub struct SearchResults {
+    logs: Vec<LogEntry>,
+}
+
+/// Entries matching every given filter, oldest first, at most `limit`.
+#[handler("search_logs")]
+pub fn search_logs(ctx: &mut Ctx<'_>, req: SearchLogs) -> Result<SearchResults, Error> {
+    let logs = ctx.logs();
+    let found = logs.search(&LogQuery {
+        trace_id: req.trace_id.as_deref(),
+        service: req.service.as_deref(),
+        level: req.level.as_deref(),
+        contains: req.contains.as_deref(),
+        limit: req.limit,
+    });
+    Ok(SearchResults {
+        logs: found.into_iter().cloned().collect(),
+    })
+}

@@ -1,0 +1,103 @@
+//! The part of a span that crosses process boundaries.
+
+use crate::ids::{SpanId, TraceId};
+use crate::propagation::TraceState;
+
+/// W3C trace flags. Only the sampled bit is defined by Trace Context Level 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// The `sampled` bit.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// No flag set.
+    pub const NONE: TraceFlags = TraceFlags(0);
+
+    /// Wraps raw flag bits.
+    pub const fn new(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+
+    /// The raw bits.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the sampled bit is set.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+
+    /// The same flags with the sampled bit set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        if sampled {
+            TraceFlags(self.0 | 0x01)
+        } else {
+            TraceFlags(self.0 & !0x01)
+        }
+    }
+}
+
+/// Identifies a span across processes: ids, flags and vendor trace state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanContext {
+    trace_id: TraceId,
+    span_id: SpanId,
+    flags: TraceFlags,
+    is_remote: bool,
+    state: TraceState,
+}
+
+impl SpanContext {
+    /// A context from its parts.
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        flags: TraceFlags,
+        is_remote: bool,
+        state: TraceState,
+    ) -> Self {
+        SpanContext {
+            trace_id,
+            span_id,
+            flags,
+            is_remote,
+            state,
+        }
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+
+    /// The trace flags.
+    pub fn flags(&self) -> TraceFlags {
+        self.flags
+    }
+
+    /// Whether the sampled flag is set.
+    pub fn is_sampled(&self) -> bool {
+        self.flags.is_sampled()
+    }
+
+    /// Whether this context was extracted from another process.
+    pub fn is_remote(&self) -> bool {
+        self.is_remote
+    }
+
+    /// The vendor trace state (`tracestate`).
+    pub fn trace_state(&self) -> &TraceState {
+        &self.state
+    }
+
+    /// Both ids are valid (non-zero).
+    pub fn is_valid(&self) -> bool {
+        self.trace_id.is_valid() && self.span_id.is_valid()
+    }
+}

@@ -1,0 +1,143 @@
+//! `tracer-core`: spans, context propagation, sampling and bounded stores for
+//! end-to-end tracing, usable on its own or inside the `tracer-node` runtime.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tracer_core::{InMemoryExporter, Sampler, SpanKind, Tracer};
+//!
+//! let exporter = Arc::new(InMemoryExporter::new());
+//! let tracer = Tracer::new(Sampler::AlwaysOn, exporter.clone());
+//!
+//! let root = tracer.span_builder("GET /users").kind(SpanKind::Server).start().entered();
+//! {
+//!     let mut child = tracer.start("load user"); // child of the current span
+//!     child.set_attribute("db.system", "postgresql");
+//! } // dropping a span ends it
+//! let trace_id = root.context().trace_id();
+//! drop(root);
+//!
+//! let spans = exporter.take();
+//! assert_eq!(spans.len(), 2);
+//! assert!(spans.iter().all(|s| s.context.trace_id() == trace_id));
+//! assert_eq!(spans[0].parent_span_id, Some(spans[1].context.span_id()));
+//! ```
+
+mod attributes;
+mod context;
+mod current;
+pub mod global;
+mod ids;
+mod log_bridge;
+mod logs;
+mod processor;
+pub mod propagation;
+mod sampling;
+mod span;
+mod store;
+mod tracer;
+
+pub use attributes::{serialize_map as serialize_attributes, Array, Key, KeyValue, Value};
+pub use context::{SpanContext, TraceFlags};
+pub use current::{attach, current, ContextGuard, EnteredSpan, FutureExt, Instrumented, WithContext};
+pub use ids::{SpanId, TraceId, TraceKey};
+pub use log_bridge::LogBridge;
+pub use logs::{LogEntry, LogQuery, LogStats, LogStore};
+pub use processor::{InMemoryExporter, NoopProcessor, SpanProcessor};
+pub use propagation::{TraceState, Traceparent};
+pub use sampling::Sampler;
+pub use span::{now_unix_nanos, Event, Link, Span, SpanData, SpanKind, Status};
+pub use store::{StoreLimits, StoreStats, StoredTrace, TraceStore};
+pub use tracer::{SpanBuilder, Tracer};
+
+/// Re-exported for the macros' generated code.
+#[doc(hidden)]
+pub mod __private {
+    pub use std::format;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn unsampled_spans_propagate_without_recording() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOff, mem.clone());
+        let root = tracer.start("root").entered();
+        let child = tracer.start("child");
+        assert!(!child.is_recording());
+        assert_eq!(child.context().trace_id(), root.context().trace_id());
+        assert!(!child.context().is_sampled());
+        drop(child);
+        drop(root);
+        assert!(mem.take().is_empty());
+    }
+
+    #[test]
+    fn span_api_records_what_it_is_given() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        let other = tracer.start("other");
+        let other_ctx = other.context().clone();
+        drop(other);
+        let mut span = tracer
+            .span_builder("op")
+            .kind(SpanKind::Client)
+            .attribute("a", 1_i64)
+            .link(other_ctx.clone(), vec![])
+            .start_time(1_000)
+            .start();
+        span.set_attribute("a", 2_i64);
+        span.set_attribute("b", vec![true, false]);
+        span.add_event_at("retry", 1_500, vec![KeyValue::new("attempt", 2_i64)]);
+        span.record_exception("io::Error", "connection reset", Some("at main.rs:1"));
+        span.set_status(Status::Ok);
+        span.set_status(Status::Error("late".into()));
+        span.update_name("op2");
+        span.end_at(2_000);
+        span.end_at(9_000);
+        assert!(!span.is_recording());
+        drop(span);
+        let mut spans = mem.take();
+        let s = spans.pop().unwrap();
+        assert_eq!(s.name, "op2");
+        assert_eq!(s.kind, SpanKind::Client);
+        assert_eq!(s.attribute("a"), Some(&Value::I64(2)));
+        assert_eq!(s.attributes.len(), 2);
+        assert_eq!(s.duration_nanos(), 1_000);
+        assert_eq!(s.events.len(), 2);
+        assert_eq!(s.events[1].name, "exception");
+        assert_eq!(s.events[1].attributes[0].key, "exception.type");
+        assert_eq!(s.status, Status::Ok, "Ok is final");
+        assert_eq!(s.links[0].context, other_ctx);
+    }
+
+    #[test]
+    fn explicit_parent_and_root() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        let a = tracer.start("a").entered();
+        let b = tracer.span_builder("b").root().start();
+        assert_ne!(b.context().trace_id(), a.context().trace_id());
+        let c = tracer.span_builder("c").parent(b.context().clone()).start();
+        assert_eq!(c.context().trace_id(), b.context().trace_id());
+    }
+
+    #[test]
+    fn context_crosses_threads() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        let root = tracer.start("root").entered();
+        let ctx = root.context().clone();
+        let t2 = tracer.clone();
+        let child_parent = std::thread::spawn(move || {
+            let _g = attach(ctx);
+            let child = t2.start("child");
+            child.context().trace_id()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(child_parent, root.context().trace_id());
+    }
+}

@@ -1,0 +1,139 @@
+//! What a handler sees: the request, the node's shared state, its own
+//! plugin state, and the sidecar's span.
+
+use crate::codec::{CowStr, Envelope, ReplyBody};
+use crate::config::Config;
+use crate::node::Shared;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::any::{Any, TypeId};
+use std::sync::MutexGuard;
+use tracer_core::{LogStore, Span, SpanContext, TraceStore, Tracer};
+
+/// The request being handled.
+pub(crate) struct Request<'a> {
+    pub(crate) msg_type: &'a str,
+    pub(crate) msg_id: Option<u64>,
+    pub(crate) src: Option<&'a str>,
+    pub(crate) dest: Option<&'a str>,
+    pub(crate) reply_src: &'a str,
+    pub(crate) reply_dest: &'a str,
+    pub(crate) extra: &'a [(CowStr<'a>, &'a RawValue)],
+    pub(crate) always_reply: bool,
+}
+
+/// A handler's view of one message and of the node.
+pub struct Ctx<'a> {
+    pub(crate) shared: &'a mut Shared,
+    pub(crate) req: Request<'a>,
+    pub(crate) span: Option<Span>,
+    pub(crate) incoming: Option<SpanContext>,
+    pub(crate) replied: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// The message type.
+    pub fn msg_type(&self) -> &str {
+        self.req.msg_type
+    }
+
+    /// The request's `msg_id`.
+    pub fn msg_id(&self) -> Option<u64> {
+        self.req.msg_id
+    }
+
+    /// The envelope's `src` (`None` for a bare body).
+    pub fn src(&self) -> Option<&str> {
+        self.req.src
+    }
+
+    /// The envelope's `dest` (`None` for a bare body).
+    pub fn dest(&self) -> Option<&str> {
+        self.req.dest
+    }
+
+    /// Who this node answers as: the request's `dest`, else the node id.
+    pub fn me(&self) -> &str {
+        self.req.reply_src
+    }
+
+    /// The node's id from `init`, if it had one.
+    pub fn node_id(&self) -> Option<&str> {
+        self.shared.node_id.as_deref()
+    }
+
+    /// The cluster's node ids from `init`.
+    pub fn node_ids(&self) -> &[String] {
+        &self.shared.node_ids
+    }
+
+    /// An envelope member other than `src`, `dest` and `body` (the course
+    /// sends `sampling_rate` there), as raw JSON.
+    pub fn envelope(&self, name: &str) -> Option<&RawValue> {
+        self.req
+            .extra
+            .iter()
+            .find(|(k, _)| k.0 == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// This plugin's state, made with `Default` on first use.
+    pub fn state<T: Any + Send + Default>(&mut self) -> &mut T {
+        self.shared
+            .plugins
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut::<T>()
+            .expect("plugin state is keyed by its own TypeId")
+    }
+
+    /// The node's log store.
+    pub fn logs(&self) -> MutexGuard<'_, LogStore> {
+        self.shared.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's trace store (every finished span of this node).
+    pub fn traces(&self) -> MutexGuard<'_, TraceStore> {
+        self.shared.traces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's tracer.
+    pub fn tracer(&self) -> &Tracer {
+        &self.shared.tracer
+    }
+
+    /// The SERVER span the sidecar opened for this message (`None` for
+    /// handlers registered with `own_span`).
+    pub fn span(&mut self) -> Option<&mut Span> {
+        self.span.as_mut()
+    }
+
+    /// The valid trace context the message arrived with, if any.
+    pub fn incoming(&self) -> Option<&SpanContext> {
+        self.incoming.as_ref()
+    }
+
+    /// Sends the reply: once, and only when the request had a `msg_id` or
+    /// the handler always replies. `body` serializes to a JSON object with
+    /// its `type`; `in_reply_to` is added here.
+    pub fn reply<T: Serialize + ?Sized>(&mut self, body: &T) {
+        if self.replied || !(self.req.msg_id.is_some() || self.req.always_reply) {
+            return;
+        }
+        self.replied = true;
+        let env = Envelope {
+            src: self.req.reply_src,
+            dest: self.req.reply_dest,
+            body: ReplyBody {
+                body,
+                in_reply_to: self.req.msg_id,
+            },
+        };
+        self.shared.write_line(&env);
+    }
+}

@@ -1,0 +1,335 @@
+//! The node: read a line, dispatch it inside the sidecar's span, write the
+//! reply; flush only when about to wait for input.
+
+use crate::codec::{self, Envelope, ErrorBody, Line};
+use crate::config::Config;
+use crate::ctx::{Ctx, Request};
+use crate::error::{Error, ErrorCode};
+use crate::registry::Registry;
+use crate::sidecar;
+use serde::{Deserialize, Serialize};
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, BufReader, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use tracer_core::{
+    attach, global, LogBridge, LogStore, Sampler, SpanKind, Status, StoreLimits, TraceStore,
+    Tracer,
+};
+
+/// Output is written out once this much is pending, even mid-burst.
+const OUT_HIGH_WATER: usize = 64 << 10;
+
+/// State every handler shares through its [`Ctx`].
+pub(crate) struct Shared {
+    pub(crate) node_id: Option<String>,
+    pub(crate) node_ids: Vec<String>,
+    last_src: Option<String>,
+    pub(crate) plugins: HashMap<TypeId, Box<dyn Any + Send>>,
+    pub(crate) logs: Arc<Mutex<LogStore>>,
+    pub(crate) traces: Arc<Mutex<TraceStore>>,
+    pub(crate) tracer: Tracer,
+    pub(crate) config: Config,
+    out: Vec<u8>,
+}
+
+impl Shared {
+    /// Serializes one output line into the pending output, all or nothing.
+    pub(crate) fn write_line<T: Serialize>(&mut self, value: &T) -> bool {
+        let start = self.out.len();
+        match serde_json::to_writer(&mut self.out, value) {
+            Ok(()) => {
+                self.out.push(b'\n');
+                true
+            }
+            Err(e) => {
+                self.out.truncate(start);
+                eprintln!("tracer-node: could not serialize a reply: {e}");
+                false
+            }
+        }
+    }
+
+    fn write_error(&mut self, src: &str, dest: &str, in_reply_to: Option<u64>, e: &Error) {
+        self.write_line(&Envelope {
+            src,
+            dest,
+            body: ErrorBody {
+                kind: "error",
+                in_reply_to,
+                code: e.code.code(),
+                text: &e.text,
+            },
+        });
+    }
+}
+
+/// The node runtime.
+pub struct Node {
+    registry: Registry,
+    shared: Shared,
+}
+
+#[derive(Deserialize)]
+struct Init {
+    node_id: String,
+    #[serde(default)]
+    node_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "init_ok")]
+struct InitOk {}
+
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}
+
+impl Node {
+    /// A node serving the given handlers.
+    pub fn new(registry: Registry, config: Config) -> Self {
+        let traces = Arc::new(Mutex::new(TraceStore::new(StoreLimits {
+            max_traces: config.max_traces,
+            max_spans_per_trace: config.max_spans_per_trace,
+        })));
+        let tracer = Tracer::new(Sampler::default(), traces.clone());
+        Node {
+            registry,
+            shared: Shared {
+                node_id: None,
+                node_ids: Vec::new(),
+                last_src: None,
+                plugins: HashMap::new(),
+                logs: Arc::new(Mutex::new(LogStore::new(config.max_logs))),
+                traces,
+                tracer,
+                config,
+                out: Vec::with_capacity(OUT_HIGH_WATER),
+            },
+        }
+    }
+
+    /// Makes this node's tracer the process-wide one (for `#[traced]`) and
+    /// bridges the `log` crate into its log store. Call once, in `main`.
+    pub fn install_globals(&self) {
+        if global::set_tracer(self.shared.tracer.clone()).is_err() {
+            eprintln!("tracer-node: a global tracer was already installed; #[traced] spans go there");
+        }
+        let bridge = LogBridge::new(self.shared.logs.clone(), "tracer-node", log::LevelFilter::Info);
+        if bridge.install().is_err() {
+            eprintln!("tracer-node: a logger was already installed; log records are not stored");
+        }
+    }
+
+    /// Serves lines from `input` until it closes, writing replies to `output`.
+    pub fn run<R: Read, W: Write>(&mut self, input: R, mut output: W) -> io::Result<()> {
+        let mut reader = BufReader::with_capacity(64 << 10, input);
+        let mut line = Vec::new();
+        loop {
+            // About to wait for input: nothing may sit in a buffer meanwhile.
+            if reader.buffer().is_empty() && !self.shared.out.is_empty() {
+                self.flush(&mut output)?;
+            }
+            match codec::read_line(&mut reader, &mut line, self.shared.config.max_line)? {
+                Line::Eof => break,
+                Line::Complete => self.handle_line(&line),
+                Line::TooLong(n) => {
+                    let e = Error::malformed(format!(
+                        "line of {n} bytes exceeds the limit of {} bytes (TRACER_MAX_LINE); skipped",
+                        self.shared.config.max_line
+                    ));
+                    self.error_unaddressed(&e);
+                }
+            }
+            if self.shared.out.len() >= OUT_HIGH_WATER {
+                self.flush(&mut output)?;
+            }
+        }
+        self.flush(&mut output)
+    }
+
+    fn flush<W: Write>(&mut self, output: &mut W) -> io::Result<()> {
+        output.write_all(&self.shared.out)?;
+        output.flush()?;
+        self.shared.out.clear();
+        Ok(())
+    }
+
+    fn own_id(&self) -> Cow<'static, str> {
+        match &self.shared.node_id {
+            Some(id) => Cow::Owned(id.clone()),
+            None => Cow::Borrowed("tracer"),
+        }
+    }
+
+    fn last_src(&self) -> Cow<'static, str> {
+        match &self.shared.last_src {
+            Some(s) => Cow::Owned(s.clone()),
+            None => Cow::Borrowed("client"),
+        }
+    }
+
+    /// An error for a line whose addressing could not be read.
+    fn error_unaddressed(&mut self, e: &Error) {
+        let (src, dest) = (self.own_id(), self.last_src());
+        self.shared.write_error(&src, &dest, None, e);
+    }
+
+    /// Handles one line. Never panics on client input; a handler's panic is
+    /// caught and answered with error 13.
+    pub fn handle_line(&mut self, line: &[u8]) {
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(e) => {
+                let e = Error::malformed(format!(
+                    "input is not valid UTF-8 (bad byte at offset {})",
+                    e.valid_up_to()
+                ));
+                return self.error_unaddressed(&e);
+            }
+        };
+        if text.trim().is_empty() {
+            return; // blank lines separate nothing and ask nothing
+        }
+        let msg = match codec::parse_line(text) {
+            Ok(m) => m,
+            Err(why) => return self.error_unaddressed(&Error::malformed(why)),
+        };
+        let reply_src = match &msg.dest {
+            Some(d) => Cow::Borrowed(&*d.0),
+            None => self.own_id(),
+        };
+        let reply_dest = match &msg.src {
+            Some(s) => {
+                if self.shared.last_src.as_deref() != Some(&*s.0) {
+                    self.shared.last_src = Some(s.0.to_string());
+                }
+                Cow::Borrowed(&*s.0)
+            }
+            None => self.last_src(),
+        };
+        let head = match codec::parse_head(msg.body) {
+            Ok(h) => h,
+            Err(why) => {
+                return self
+                    .shared
+                    .write_error(&reply_src, &reply_dest, None, &Error::malformed(why))
+            }
+        };
+        let msg_id = match head.msg_id.map(|r| serde_json::from_str::<u64>(r.get())) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                let e = Error::bad_field("msg_id", "must be a non-negative integer");
+                return self.shared.write_error(&reply_src, &reply_dest, None, &e);
+            }
+        };
+        let msg_type: Cow<'_, str> = match head.msg_type.map(|r| serde_json::from_str::<Cow<'_, str>>(r.get())) {
+            Some(Ok(t)) => t,
+            None => {
+                let e = Error::malformed("missing field `type`");
+                return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+            }
+            Some(Err(_)) => {
+                let e = Error::bad_field("type", "must be a string");
+                return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+            }
+        };
+        if msg_type == "init" {
+            return self.init(msg.body, msg_id, &reply_src, &reply_dest);
+        }
+        let Some(handler) = self.registry.get(&msg_type) else {
+            let e = Error::not_supported(format!("unsupported message type {msg_type:?}"));
+            return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+        };
+
+        // The sidecar: the message's own context, and its SERVER span.
+        let incoming = sidecar::incoming_context(&head).ok();
+        let span = (!handler.own_span).then(|| {
+            let rate = msg
+                .extra
+                .iter()
+                .find(|(k, _)| k.0 == "sampling_rate")
+                .and_then(|(_, v)| serde_json::from_str::<f64>(v.get()).ok());
+            let sampler = rate.map(|r| Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(r))));
+            let mut b = self
+                .shared
+                .tracer
+                .span_builder(handler.msg_type)
+                .kind(SpanKind::Server)
+                .parent_or_root(incoming.clone())
+                .attribute("rpc.system", "maelstrom")
+                .attribute("rpc.method", handler.msg_type);
+            if let Some(s) = &sampler {
+                b = b.sampler(s);
+            }
+            let mut span = b.start();
+            if span.is_recording() {
+                span.set_attribute("service.name", reply_src.to_string());
+            }
+            span
+        });
+        let _current = span.as_ref().map(|s| attach(s.context().clone()));
+        let mut ctx = Ctx {
+            shared: &mut self.shared,
+            req: Request {
+                msg_type: handler.msg_type,
+                msg_id,
+                src: msg.src.as_ref().map(|s| &*s.0),
+                dest: msg.dest.as_ref().map(|s| &*s.0),
+                reply_src: &reply_src,
+                reply_dest: &reply_dest,
+                extra: &msg.extra,
+                always_reply: handler.always_reply,
+            },
+            span,
+            incoming,
+            replied: false,
+        };
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (handler.call)(&mut ctx, msg.body)));
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(payload) => Some(Error::new(
+                ErrorCode::Crash,
+                format!("handler {} panicked: {}", handler.name, panic_text(&*payload)),
+            )),
+        };
+        if let Some(e) = error {
+            if let Some(span) = ctx.span.as_mut() {
+                span.set_status(Status::Error(Cow::Owned(e.text.clone())));
+            }
+            if !ctx.replied {
+                ctx.replied = true;
+                ctx.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+            }
+        }
+    }
+
+    fn init(&mut self, body: &serde_json::value::RawValue, msg_id: Option<u64>, src: &str, dest: &str) {
+        match crate::error::decode::<Init>(body) {
+            Ok(init) => {
+                self.shared.node_id = Some(init.node_id);
+                self.shared.node_ids = init.node_ids;
+                if msg_id.is_some() {
+                    let reply = Envelope {
+                        src,
+                        dest,
+                        body: codec::ReplyBody {
+                            body: &InitOk {},
+                            in_reply_to: msg_id,
+                        },
+                    };
+                    self.shared.write_line(&reply);
+                }
+            }
+            Err(e) => self.shared.write_error(src, dest, msg_id, &e),
+        }
+    }
+}
