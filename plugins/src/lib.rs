@@ -15,3 +15,8 @@ pub fn served_types() -> Vec<&'static str> {
         .map(|h| h.msg_type)
         .collect()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

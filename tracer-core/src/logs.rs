@@ -4,7 +4,8 @@
 use crate::ids::TraceKey;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One stored log entry. Ids are kept exactly as they were logged.
@@ -85,8 +86,8 @@ impl LogStore {
         LogStore {
             entries: VecDeque::new(),
             first_seq: 0,
-            by_trace: HashMap::new(),
-            by_service: HashMap::new(),
+            by_trace: HashMap::default(),
+            by_service: HashMap::default(),
             cap: cap.max(1),
             stats: LogStats::default(),
         }

@@ -3,7 +3,8 @@
 use crate::ids::{SpanId, TraceId};
 use crate::processor::SpanProcessor;
 use crate::span::SpanData;
-use std::collections::{HashMap, HashSet, VecDeque};
+use foldhash::HashMap;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 /// Caps of a [`TraceStore`].
@@ -68,7 +69,7 @@ impl StoredTrace {
     /// trace), then its children depth first, siblings by start time.
     pub fn tree_order(&self) -> Vec<&SpanData> {
         let ids: HashSet<SpanId> = self.spans.iter().map(|s| s.context.span_id()).collect();
-        let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::new();
+        let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::default();
         let mut roots = Vec::new();
         for s in &self.spans {
             match s.parent_span_id.filter(|p| ids.contains(p)) {
@@ -117,7 +118,7 @@ impl TraceStore {
     /// An empty store.
     pub fn new(limits: StoreLimits) -> Self {
         TraceStore {
-            traces: HashMap::new(),
+            traces: HashMap::default(),
             order: VecDeque::new(),
             limits: StoreLimits {
                 max_traces: limits.max_traces.max(1),
