@@ -178,7 +178,7 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
         if headers_from_json(h).is_none() {
             return Err(Error::bad_field(
                 "headers",
-                "must be an object or a list of [name, value] pairs",
+                "must be an object of strings or a list of [name, value] string pairs",
             ));
         }
     }

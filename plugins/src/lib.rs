@@ -5,6 +5,8 @@
 pub mod auto_instrument;
 pub mod debug;
 pub mod logs;
+pub mod proxy;
+pub mod stats;
 pub mod traces;
 
 /// The message types these plugins serve. The binary calls this at start-up:

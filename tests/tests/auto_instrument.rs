@@ -441,11 +441,20 @@ fn missing_path_gets_error_12() {
 #[test]
 fn bad_headers_get_error_12() {
     let mut node = Node::spawn();
-    for headers in [json!("traceparent"), json!(42), json!(true), json!([1, 2])] {
+    for headers in [json!("traceparent"), json!(42), json!(true)] {
         let reply = node.call(json!({"type": "http_request", "path": PATH, "headers": headers}));
         assert_error(&reply, 12, &["headers"]);
     }
     instrument(&mut node, json!(["web"]), None);
     let reply = node.call(json!({"type": "http_request", "path": PATH, "headers": "x"}));
     assert_error(&reply, 12, &["headers"]);
+}
+
+#[test]
+fn header_lists_must_hold_name_value_pairs() {
+    let mut node = Node::spawn();
+    for headers in [json!([1, 2]), json!([["traceparent"]]), json!([["a", 1]])] {
+        let reply = node.call(json!({"type": "http_request", "path": PATH, "headers": headers}));
+        assert_error(&reply, 12, &["headers"]);
+    }
 }

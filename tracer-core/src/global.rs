@@ -17,3 +17,9 @@ pub fn set_tracer(tracer: Tracer) -> Result<(), Tracer> {
 pub fn tracer() -> &'static Tracer {
     GLOBAL.get_or_init(Tracer::noop)
 }
+
+/// Whether `tracer` is the installed process-wide tracer.
+#[inline]
+pub(crate) fn is_global(tracer: &Tracer) -> bool {
+    GLOBAL.get().is_some_and(|g| g.ptr_eq(tracer))
+}

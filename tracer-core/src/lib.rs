@@ -42,7 +42,10 @@ pub use current::{attach, current, ContextGuard, EnteredSpan, FutureExt, Instrum
 pub use ids::{SpanId, TraceId, TraceKey};
 pub use log_bridge::LogBridge;
 pub use logs::{LogEntry, LogQuery, LogStats, LogStore};
-pub use processor::{InMemoryExporter, NoopProcessor, SpanProcessor};
+pub use processor::{
+    BatchConfig, BatchProcessor, DropExporter, InMemoryExporter, NoopProcessor, ProcessorStats,
+    SimpleProcessor, SpanExporter, SpanProcessor,
+};
 pub use propagation::{TraceState, Traceparent};
 pub use sampling::Sampler;
 pub use span::{now_unix_nanos, Event, Link, Span, SpanData, SpanKind, Status};

@@ -55,3 +55,359 @@ impl SpanProcessor for InMemoryExporter {
             .push(span);
     }
 }
+
+/// Where processors send finished spans: a backend, a file, a store.
+pub trait SpanExporter: Send + Sync {
+    /// Takes a batch of finished spans.
+    fn export(&self, batch: Vec<SpanData>);
+}
+
+impl<E: SpanExporter + ?Sized> SpanExporter for Arc<E> {
+    fn export(&self, batch: Vec<SpanData>) {
+        (**self).export(batch);
+    }
+}
+
+impl SpanExporter for InMemoryExporter {
+    fn export(&self, mut batch: Vec<SpanData>) {
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&mut batch);
+    }
+}
+
+/// Drops every batch: the reporter of a benchmark, or tracing switched off
+/// at the far end.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropExporter;
+
+impl SpanExporter for DropExporter {
+    fn export(&self, _batch: Vec<SpanData>) {}
+}
+
+/// Exports every span as it ends, on the thread that ends it
+/// (OpenTelemetry's simple processor).
+#[derive(Debug)]
+pub struct SimpleProcessor<E> {
+    exporter: E,
+}
+
+impl<E: SpanExporter> SimpleProcessor<E> {
+    /// A processor exporting to `exporter`.
+    pub fn new(exporter: E) -> Self {
+        SimpleProcessor { exporter }
+    }
+}
+
+impl<E: SpanExporter> SpanProcessor for SimpleProcessor<E> {
+    fn on_end(&self, span: SpanData) {
+        self.exporter.export(vec![span]);
+    }
+}
+
+pub use batch::{BatchConfig, BatchProcessor, ProcessorStats};
+
+mod batch {
+    use super::{SpanExporter, SpanProcessor};
+    use crate::span::SpanData;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    /// Caps and timing of a [`BatchProcessor`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BatchConfig {
+        /// Spans waiting for export, at most; a batch that would exceed it
+        /// is dropped and counted (`OTEL_BSP_MAX_QUEUE_SIZE`).
+        pub max_queue_size: usize,
+        /// The exporter is woken once this many spans wait
+        /// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+        pub max_export_batch_size: usize,
+        /// Otherwise it exports this often (`OTEL_BSP_SCHEDULE_DELAY`).
+        pub scheduled_delay: Duration,
+        /// Spans a thread keeps before handing them over; a thread also
+        /// hands over when a local root span ends.
+        pub thread_buffer: usize,
+    }
+
+    impl Default for BatchConfig {
+        fn default() -> Self {
+            BatchConfig {
+                max_queue_size: 65_536,
+                max_export_batch_size: 512,
+                scheduled_delay: Duration::from_millis(100),
+                thread_buffer: 256,
+            }
+        }
+    }
+
+    /// What a [`BatchProcessor`] has done.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProcessorStats {
+        /// Spans handed to the exporter.
+        pub exported: u64,
+        /// Spans dropped because the queue was full.
+        pub dropped: u64,
+    }
+
+    #[derive(Default)]
+    struct Queue {
+        batches: VecDeque<Vec<SpanData>>,
+        spans: usize,
+    }
+
+    struct Shared {
+        queue: Mutex<Queue>,
+        wake: Condvar,
+        exporter: Box<dyn SpanExporter>,
+        config: BatchConfig,
+        exported: AtomicU64,
+        dropped: AtomicU64,
+        shutdown: AtomicBool,
+    }
+
+    impl Shared {
+        fn enqueue(&self, batch: Vec<SpanData>) {
+            let n = batch.len();
+            if n == 0 {
+                return;
+            }
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.spans + n > self.config.max_queue_size {
+                drop(q);
+                self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                return;
+            }
+            let before = q.spans;
+            q.spans += n;
+            q.batches.push_back(batch);
+            let full = before < self.config.max_export_batch_size
+                && q.spans >= self.config.max_export_batch_size;
+            drop(q);
+            if full {
+                self.wake.notify_one();
+            }
+        }
+
+        fn export_all(&self) {
+            let batches = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.spans = 0;
+                std::mem::take(&mut q.batches)
+            };
+            for b in batches {
+                let n = b.len() as u64;
+                self.exporter.export(b);
+                self.exported.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+
+        fn run(&self) {
+            loop {
+                {
+                    let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let (q, _) = self
+                        .wake
+                        .wait_timeout_while(q, self.config.scheduled_delay, |q| {
+                            q.spans < self.config.max_export_batch_size
+                                && !self.shutdown.load(Ordering::Acquire)
+                        })
+                        .unwrap_or_else(|e| e.into_inner());
+                    drop(q);
+                }
+                self.export_all();
+                if self.shutdown.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A thread's not-yet-handed-over spans for one processor; handed over
+    /// when the thread exits, too.
+    struct Local {
+        shared: Arc<Shared>,
+        spans: Vec<SpanData>,
+    }
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            self.shared.enqueue(std::mem::take(&mut self.spans));
+        }
+    }
+
+    thread_local! {
+        static LOCAL: RefCell<Vec<Local>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Batches finished spans without a lock on the hot path: each thread
+    /// buffers its spans and hands them over in one step (when its buffer
+    /// fills or a local root ends); a background thread exports them in
+    /// batches. The queue is bounded and drops are counted.
+    pub struct BatchProcessor {
+        shared: Arc<Shared>,
+        worker: Mutex<Option<JoinHandle<()>>>,
+    }
+
+    impl std::fmt::Debug for BatchProcessor {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("BatchProcessor")
+                .field("config", &self.shared.config)
+                .field("stats", &self.stats())
+                .finish()
+        }
+    }
+
+    impl BatchProcessor {
+        /// A processor exporting to `exporter` from a background thread.
+        pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
+            let shared = Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+                exporter: Box::new(exporter),
+                config,
+                exported: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                shutdown: AtomicBool::new(false),
+            });
+            let worker = {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("tracer-batch-export".into())
+                    .spawn(move || shared.run())
+                    .expect("spawn the batch export thread")
+            };
+            BatchProcessor {
+                shared,
+                worker: Mutex::new(Some(worker)),
+            }
+        }
+
+        /// Counters.
+        pub fn stats(&self) -> ProcessorStats {
+            ProcessorStats {
+                exported: self.shared.exported.load(Ordering::Relaxed),
+                dropped: self.shared.dropped.load(Ordering::Relaxed),
+            }
+        }
+
+        fn with_local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
+            LOCAL.with(|l| {
+                let mut l = l.borrow_mut();
+                let i = match l.iter().position(|b| Arc::ptr_eq(&b.shared, &self.shared)) {
+                    Some(i) => i,
+                    None => {
+                        l.push(Local {
+                            shared: self.shared.clone(),
+                            spans: Vec::with_capacity(self.shared.config.thread_buffer),
+                        });
+                        l.len() - 1
+                    }
+                };
+                f(&mut l[i])
+            })
+        }
+
+        /// Stops the export thread after exporting what it holds.
+        pub fn shutdown(&self) {
+            self.force_flush_impl();
+            self.shared.shutdown.store(true, Ordering::Release);
+            self.shared.wake.notify_one();
+            if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = w.join();
+            }
+            self.shared.export_all();
+        }
+
+        fn force_flush_impl(&self) {
+            let spans = self.with_local(|b| std::mem::take(&mut b.spans));
+            self.shared.enqueue(spans);
+            self.shared.export_all();
+        }
+    }
+
+    impl SpanProcessor for BatchProcessor {
+        #[inline]
+        fn on_end(&self, span: SpanData) {
+            let local_root = span.parent_span_id.is_none();
+            let cap = self.shared.config.thread_buffer;
+            let full = self.with_local(|b| {
+                b.spans.push(span);
+                (local_root || b.spans.len() >= cap).then(|| {
+                    // The next trace is likely the size of this one: reserve
+                    // that much, not a whole buffer, for small traces.
+                    let next = Vec::with_capacity(b.spans.len().clamp(4, cap));
+                    std::mem::replace(&mut b.spans, next)
+                })
+            });
+            if let Some(batch) = full {
+                self.shared.enqueue(batch);
+            }
+        }
+
+        /// Hands over this thread's buffer and exports everything queued,
+        /// on the calling thread.
+        fn force_flush(&self) {
+            self.force_flush_impl();
+        }
+    }
+
+    impl Drop for BatchProcessor {
+        fn drop(&mut self) {
+            self.shutdown();
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::{InMemoryExporter, Sampler, Tracer};
+
+        #[test]
+        fn batches_reach_the_exporter_and_drops_are_counted() {
+            let mem = Arc::new(InMemoryExporter::new());
+            let cfg = BatchConfig {
+                max_queue_size: 10,
+                max_export_batch_size: 5,
+                scheduled_delay: Duration::from_secs(60),
+                thread_buffer: 4,
+            };
+            let p = Arc::new(BatchProcessor::new(mem.clone(), cfg));
+            let tracer = Tracer::new(Sampler::AlwaysOn, p.clone());
+            {
+                let _root = tracer.start("root").entered();
+                for _ in 0..3 {
+                    tracer.start("child");
+                }
+            }
+            tracer.force_flush();
+            assert_eq!(mem.take().len(), 4);
+            // 3 threads each hand over 6 spans at once (a root of 5 children):
+            // the queue holds 10, so at least one batch is dropped, counted.
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let t = tracer.clone();
+                    std::thread::spawn(move || {
+                        let _root = t.start("root").entered();
+                        for _ in 0..5 {
+                            t.span_builder("child").start();
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            p.shutdown();
+            let st = p.stats();
+            let got = mem.take().len() as u64;
+            assert_eq!(got + st.dropped, 18, "every span is exported or counted");
+            assert!(st.dropped > 0);
+            assert_eq!(st.exported, 4 + got);
+        }
+    }
+}

@@ -6,15 +6,16 @@ use crate::ids::SpanId;
 use crate::tracer::Tracer;
 use std::borrow::Cow;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
 
-/// Nanoseconds since the Unix epoch, now.
+/// Nanoseconds since the Unix epoch, now. Read from the CPU's invariant
+/// time-stamp counter where there is one (a few nanoseconds, no syscall),
+/// anchored once to the system clock; `minstant` falls back to the OS clock
+/// elsewhere.
 #[inline]
 pub fn now_unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    static ANCHOR: OnceLock<minstant::Anchor> = OnceLock::new();
+    minstant::Instant::now().as_unix_nanos(ANCHOR.get_or_init(minstant::Anchor::new))
 }
 
 /// The five OpenTelemetry span kinds.
@@ -155,22 +156,27 @@ impl SpanData {
 
 struct Recording {
     data: SpanData,
-    tracer: Tracer,
+    /// `None` for the process-wide tracer, which lives for the whole
+    /// program: its spans skip two atomic reference-count updates.
+    tracer: Option<Tracer>,
 }
 
 /// A live span. Recording spans collect data and hand it to the tracer's
 /// processor when they end; unsampled spans only carry their context, so
 /// they propagate the trace at almost no cost. Dropping a span ends it.
+///
+/// The data lives inline, not boxed: starting and ending a span allocates
+/// nothing.
 pub struct Span {
     context: SpanContext,
-    recording: Option<Box<Recording>>,
+    recording: Option<Recording>,
 }
 
 impl Span {
-    pub(crate) fn recording(data: SpanData, tracer: Tracer) -> Self {
+    pub(crate) fn recording(data: SpanData, tracer: Option<Tracer>) -> Self {
         Span {
             context: data.context.clone(),
-            recording: Some(Box::new(Recording { data, tracer })),
+            recording: Some(Recording { data, tracer }),
         }
     }
 
@@ -290,6 +296,7 @@ impl Span {
     }
 
     /// Ends the span now. Ending twice does nothing.
+    #[inline]
     pub fn end(&mut self) {
         if self.is_recording() {
             self.end_at(now_unix_nanos());
@@ -297,11 +304,14 @@ impl Span {
     }
 
     /// Ends the span at a given time. Ending twice does nothing.
+    #[inline]
     pub fn end_at(&mut self, end_unix_nanos: u64) {
-        if let Some(rec) = self.recording.take() {
-            let Recording { mut data, tracer } = *rec;
+        if let Some(Recording { mut data, tracer }) = self.recording.take() {
             data.end_unix_nanos = end_unix_nanos.max(data.start_unix_nanos);
-            tracer.finish(data);
+            match tracer {
+                Some(t) => t.finish(data),
+                None => crate::global::tracer().finish(data),
+            }
         }
     }
 }

@@ -73,8 +73,14 @@ impl Tracer {
     }
 
     /// Hands a finished span to the processor.
+    #[inline]
     pub(crate) fn finish(&self, data: SpanData) {
         self.inner.processor.on_end(data);
+    }
+
+    /// Whether two handles are the same tracer.
+    pub fn ptr_eq(&self, other: &Tracer) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Asks the processor to export what it holds.
@@ -162,6 +168,7 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Starts the span.
+    #[inline]
     pub fn start(self) -> Span {
         let parent = match self.parent {
             Parent::Current => current::current().filter(SpanContext::is_valid),
@@ -183,6 +190,7 @@ impl<'t> SpanBuilder<'t> {
             return Span::non_recording(context);
         }
         let start = self.start.unwrap_or_else(now_unix_nanos);
+        let tracer = (!crate::global::is_global(self.tracer)).then(|| self.tracer.clone());
         Span::recording(
             SpanData {
                 context,
@@ -196,7 +204,7 @@ impl<'t> SpanBuilder<'t> {
                 links: self.links,
                 status: Status::Unset,
             },
-            self.tracer.clone(),
+            tracer,
         )
     }
 }

@@ -146,20 +146,29 @@ impl Parse for TracedArgs {
 
 impl Parse for Field {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // The key's tokens, for an error that points at the key itself.
+        let mut key_tokens = TokenStream::new();
         let key = if input.peek(LitStr) {
-            input.parse::<LitStr>()?.value()
+            let lit = input.parse::<LitStr>()?;
+            key_tokens.extend(quote::quote!(#lit));
+            lit.value()
         } else {
             let first: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             let mut parts = vec![first.to_string()];
+            key_tokens.extend(quote::quote!(#first));
             while input.peek(Token![.]) {
                 input.parse::<Token![.]>()?;
                 let next: Ident = input.call(syn::ext::IdentExt::parse_any)?;
                 parts.push(next.to_string());
+                key_tokens.extend(quote::quote!(#next));
             }
             parts.join(".")
         };
         if !input.peek(Token![=]) {
-            return Err(input.error(format!("field `{key}` needs a value: `{key} = expr`")));
+            return Err(syn::Error::new_spanned(
+                key_tokens,
+                format!("field `{key}` needs a value: `{key} = expr`"),
+            ));
         }
         input.parse::<Token![=]>()?;
         let value = if input.peek(Token![%]) {

@@ -99,7 +99,9 @@ pub(crate) fn traced(args: TracedArgs, item: ItemFn) -> syn::Result<TokenStream>
     };
     let kind = args.kind.as_ref().unwrap_or(&Kind::Internal).variant();
     let parent = match (&args.parent, args.root) {
-        (Some(p), _) => quote!(.parent_or_root(::core::convert::Into::<::core::option::Option<::tracer_core::SpanContext>>::into(#p))),
+        // Cloned, so that `parent = ctx` does not move an argument the span
+        // then records.
+        (Some(p), _) => quote!(.parent_or_root(::core::convert::Into::<::core::option::Option<::tracer_core::SpanContext>>::into(::core::clone::Clone::clone(&(#p))))),
         (None, Some(_)) => quote!(.root()),
         (None, None) => quote!(),
     };
@@ -156,8 +158,15 @@ pub(crate) fn traced(args: TracedArgs, item: ItemFn) -> syn::Result<TokenStream>
         quote! {
             #start
             let #guard = __tracer_span.enter();
-            #[allow(clippy::redundant_closure_call)]
-            let __tracer_ret #annot = (move || #block)();
+            // Called through an `FnOnce` bound so the closure owns its
+            // captures: a `&mut self` body may return a borrow of `self`.
+            let __tracer_ret #annot = {
+                #[inline(always)]
+                fn __tracer_call_once<R, F: ::core::ops::FnOnce() -> R>(f: F) -> R {
+                    f()
+                }
+                __tracer_call_once(move || #block)
+            };
             ::core::mem::drop(#guard);
             #record_err
             #record_ret

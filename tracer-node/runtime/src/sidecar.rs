@@ -6,33 +6,29 @@ use serde_json::value::RawValue;
 use tracer_core::propagation::{self, ExtractError, TRACEPARENT, TRACESTATE};
 use tracer_core::SpanContext;
 
-/// Headers as the wire gives them: an object, or a list of `[name, value]`
-/// pairs whose names may repeat. Only string values count.
+/// Headers as the wire gives them: an object of string values, or a list of
+/// `[name, value]` string pairs whose names may repeat. Anything else is
+/// `None`: malformed headers carry no context.
 pub fn headers_from_json(raw: &RawValue) -> Option<Vec<(String, String)>> {
     use serde_json::Value;
     match serde_json::from_str::<Value>(raw.get()).ok()? {
-        Value::Object(map) => Some(
-            map.into_iter()
-                .filter_map(|(k, v)| match v {
-                    Value::String(s) => Some((k, s)),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Array(mut kv) if kv.len() == 2 => match (kv.pop(), kv.pop()) {
+                    (Some(Value::String(v)), Some(Value::String(k))) => Some((k, v)),
                     _ => None,
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Some(
-            items
-                .into_iter()
-                .filter_map(|pair| match pair {
-                    Value::Array(mut kv) if kv.len() == 2 => {
-                        match (kv.pop(), kv.pop()) {
-                            (Some(Value::String(v)), Some(Value::String(k))) => Some((k, v)),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                })
-                .collect(),
-        ),
+                },
+                _ => None,
+            })
+            .collect(),
         _ => None,
     }
 }

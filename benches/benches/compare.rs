@@ -1,0 +1,189 @@
+//! tracer against the incumbents, one process, fastrace's harness: a root
+//! span with N children, N = 1, 10, 100, 1000, on one thread and on two.
+//!
+//! `cargo bench -p tracer-benches --bench compare`
+//!
+//! - `tracer`: the process-wide tracer, `BatchProcessor` to a dropping
+//!   exporter (the equivalent of fastrace's dropping reporter).
+//! - `fastrace`: `Span::root` + `LocalSpan`, reported to a reporter that drops.
+//! - `tracing_otel`: tokio-tracing spans through tracing-opentelemetry into the
+//!   OpenTelemetry SDK with an in-memory exporter.
+//! - `otel_sdk`: the OpenTelemetry SDK directly, same exporter.
+//! - `tracer_in_memory`: tracer with the same in-memory, export-per-span
+//!   pipeline as the two OpenTelemetry rows.
+
+use std::sync::{Arc, OnceLock};
+use tracer_core::{
+    global, BatchConfig, BatchProcessor, DropExporter, InMemoryExporter, Sampler, SimpleProcessor,
+    Tracer,
+};
+
+fn main() {
+    divan::main();
+}
+
+const NS: &[usize] = &[1, 10, 100, 1000];
+
+fn install_tracer() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let p = BatchProcessor::new(DropExporter, BatchConfig::default());
+        global::set_tracer(Tracer::new(Sampler::AlwaysOn, p)).expect("first install");
+    });
+}
+
+fn tracer_harness(n: usize) {
+    let t = global::tracer();
+    let _root = t.span_builder("parent").root().start().entered();
+    for _ in 0..n {
+        let _child = t.start("child");
+    }
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracer(bencher: divan::Bencher<'_, '_>, n: usize) {
+    install_tracer();
+    bencher.bench(|| tracer_harness(n));
+}
+
+fn in_memory_tracer() -> &'static (Tracer, Arc<InMemoryExporter>) {
+    static T: OnceLock<(Tracer, Arc<InMemoryExporter>)> = OnceLock::new();
+    T.get_or_init(|| {
+        let mem = Arc::new(InMemoryExporter::new());
+        let t = Tracer::new(Sampler::AlwaysOn, SimpleProcessor::new(mem.clone()));
+        (t, mem)
+    })
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracer_in_memory(bencher: divan::Bencher<'_, '_>, n: usize) {
+    let (t, mem) = in_memory_tracer();
+    bencher
+        .with_inputs(|| {
+            mem.take();
+        })
+        .bench_values(|()| {
+            let _root = t.span_builder("parent").root().start().entered();
+            for _ in 0..n {
+                let _child = t.start("child");
+            }
+        });
+}
+
+fn install_fastrace() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        struct DropReporter;
+        impl fastrace::collector::Reporter for DropReporter {
+            fn report(&mut self, _spans: Vec<fastrace::collector::SpanRecord>) {}
+        }
+        fastrace::set_reporter(DropReporter, fastrace::collector::Config::default());
+    });
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn fastrace(bencher: divan::Bencher<'_, '_>, n: usize) {
+    use fastrace::prelude::*;
+    install_fastrace();
+    bencher.bench(|| {
+        let root = Span::root("parent", SpanContext::random());
+        let _g = root.set_local_parent();
+        for _ in 0..n {
+            let _child = LocalSpan::enter_with_local_parent("child");
+        }
+    });
+}
+
+fn otel() -> &'static (
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    opentelemetry_sdk::trace::InMemorySpanExporter,
+) {
+    static P: OnceLock<(
+        opentelemetry_sdk::trace::SdkTracerProvider,
+        opentelemetry_sdk::trace::InMemorySpanExporter,
+    )> = OnceLock::new();
+    P.get_or_init(|| {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        (provider, exporter)
+    })
+}
+
+fn install_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let tracer = otel().0.tracer("bench");
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+        tracing::subscriber::set_global_default(subscriber).expect("first install");
+    });
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
+    install_tracing();
+    let exporter = &otel().1;
+    bencher
+        .with_inputs(|| exporter.reset())
+        .bench_values(|()| {
+            let root = tracing::span!(tracing::Level::INFO, "parent");
+            let _r = root.enter();
+            for _ in 0..n {
+                let child = tracing::span!(tracing::Level::INFO, "child");
+                let _c = child.enter();
+            }
+        });
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn otel_sdk(bencher: divan::Bencher<'_, '_>, n: usize) {
+    use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
+    let (provider, exporter) = otel();
+    let tracer = provider.tracer("bench-sdk");
+    bencher
+        .with_inputs(|| exporter.reset())
+        .bench_values(|()| {
+            let root = tracer.start("parent");
+            let cx = opentelemetry::Context::current_with_span(root);
+            for _ in 0..n {
+                let mut child = tracer.start_with_context("child", &cx);
+                child.end();
+            }
+            cx.span().end();
+        });
+}
+
+/// An unsampled span: its context propagates, nothing is recorded.
+#[divan::bench]
+fn unsampled_span(bencher: divan::Bencher<'_, '_>) {
+    let t = Tracer::new(Sampler::AlwaysOff, tracer_core::NoopProcessor);
+    let _root = t.start("root").entered();
+    bencher.bench_local(|| divan::black_box(t.start("unsampled")));
+}
+
+#[tracer_macros::traced]
+fn traced_empty() {}
+
+fn hand_written_empty() {
+    let _span = global::tracer().span_builder("hand_written_empty").start().entered();
+}
+
+/// `#[traced]` on an empty function, inside a root span.
+#[divan::bench]
+fn traced_macro(bencher: divan::Bencher<'_, '_>) {
+    install_tracer();
+    let _root = global::tracer().start("root").entered();
+    bencher.bench_local(traced_empty);
+}
+
+/// The same span written by hand with the API.
+#[divan::bench]
+fn traced_by_hand(bencher: divan::Bencher<'_, '_>) {
+    install_tracer();
+    let _root = global::tracer().start("root").entered();
+    bencher.bench_local(hand_written_empty);
+}

@@ -1,0 +1,66 @@
+//! `stats`: the node's caps and what its stores have kept and let go.
+
+use serde::{Deserialize, Serialize};
+use tracer_node::{handler, Ctx, Error};
+
+/// `stats {}`.
+#[derive(Deserialize)]
+pub struct Stats {}
+
+/// The trace store's numbers.
+#[derive(Serialize)]
+pub struct TraceStats {
+    traces: usize,
+    max_traces: usize,
+    max_spans_per_trace: usize,
+    spans_stored: u64,
+    spans_dropped: u64,
+    traces_evicted: u64,
+    spans_evicted: u64,
+}
+
+/// The log store's numbers.
+#[derive(Serialize)]
+pub struct LogStats {
+    entries: usize,
+    max_entries: usize,
+    stored: u64,
+    dropped: u64,
+}
+
+/// `stats_ok {traces, logs}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "stats_ok")]
+pub struct StatsOk {
+    traces: TraceStats,
+    logs: LogStats,
+}
+
+/// Caps and counters of the node's stores.
+#[handler("stats")]
+pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
+    let traces = {
+        let t = ctx.traces();
+        let (limits, st) = (t.limits(), t.stats());
+        TraceStats {
+            traces: t.len(),
+            max_traces: limits.max_traces,
+            max_spans_per_trace: limits.max_spans_per_trace,
+            spans_stored: st.spans_stored,
+            spans_dropped: st.spans_dropped,
+            traces_evicted: st.traces_evicted,
+            spans_evicted: st.spans_evicted,
+        }
+    };
+    let logs = {
+        let l = ctx.logs();
+        let st = l.stats();
+        LogStats {
+            entries: l.len(),
+            max_entries: l.cap(),
+            stored: st.stored,
+            dropped: st.dropped,
+        }
+    };
+    Ok(StatsOk { traces, logs })
+}

@@ -1,0 +1,184 @@
+//! The sidecar: `proxy_request` by the W3C Trace Context processing model,
+//! and the SERVER span the runtime opens for every message.
+
+use serde_json::{json, Value};
+use tests::{assert_error, assert_keys, is_span_id, Node};
+
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn proxy(node: &mut Node, headers: Value) -> Value {
+    let reply = node.call(json!({"type": "proxy_request", "headers": headers}));
+    assert_eq!(reply["type"], "proxy_forward", "{reply}");
+    assert_keys(&reply, &["type", "in_reply_to", "headers", "span"]);
+    reply
+}
+
+fn assert_restarted(reply: &Value) {
+    let span = &reply["span"];
+    assert_ne!(span["trace_id"], TRACE, "{reply}");
+    assert_eq!(span["parent_span_id"], Value::Null, "{reply}");
+    assert!(reply["headers"].get("tracestate").is_none(), "tracestate dropped: {reply}");
+    let tp = reply["headers"]["traceparent"].as_str().unwrap();
+    assert!(tp.contains(span["trace_id"].as_str().unwrap()), "{reply}");
+}
+
+#[test]
+fn continues_a_valid_parent_and_keeps_tracestate() {
+    let mut node = Node::spawn();
+    let r = proxy(
+        &mut node,
+        json!({"traceparent": TP, "tracestate": "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"}),
+    );
+    let span = &r["span"];
+    assert_keys(span, &["trace_id", "span_id", "parent_span_id", "sampled"]);
+    assert_eq!(span["trace_id"], TRACE);
+    assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(span["sampled"], true);
+    let sid = span["span_id"].as_str().unwrap();
+    assert!(is_span_id(sid) && sid != "00f067aa0ba902b7");
+    assert_eq!(r["headers"]["traceparent"], format!("00-{TRACE}-{sid}-01"));
+    assert_eq!(r["headers"]["tracestate"], "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    node.finish();
+}
+
+#[test]
+fn unsampled_parent_stays_unsampled() {
+    let mut node = Node::spawn();
+    let r = proxy(&mut node, json!({"traceparent": TP.replace("-01", "-00")}));
+    assert_eq!(r["span"]["sampled"], false);
+    assert!(r["headers"]["traceparent"].as_str().unwrap().ends_with("-00"));
+    node.finish();
+}
+
+#[test]
+fn invalid_or_duplicated_traceparent_restarts_the_trace() {
+    let mut node = Node::spawn();
+    for headers in [
+        json!({"traceparent": TP.to_uppercase(), "tracestate": "a=1"}),
+        json!({"traceparent": "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=1"}),
+        json!({"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "tracestate": "a=1"}),
+        json!({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "tracestate": "a=1"}),
+        json!([["traceparent", TP], ["TraceParent", TP], ["tracestate", "a=1"]]),
+        json!({"tracestate": "a=1"}),
+    ] {
+        let r = proxy(&mut node, headers.clone());
+        assert_restarted(&r);
+    }
+    node.finish();
+}
+
+#[test]
+fn future_versions_are_accepted() {
+    let mut node = Node::spawn();
+    let r = proxy(
+        &mut node,
+        json!({"traceparent": format!("cc-{TRACE}-00f067aa0ba902b7-01-extra")}),
+    );
+    assert_eq!(r["span"]["trace_id"], TRACE);
+    assert!(r["headers"]["traceparent"].as_str().unwrap().starts_with("00-"));
+    node.finish();
+}
+
+#[test]
+fn bad_tracestate_is_dropped_but_parent_kept() {
+    let mut node = Node::spawn();
+    let thirty_three: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    for ts in ["UPPER=1", "a=1,a=2", thirty_three.join(",").as_str()] {
+        let r = proxy(&mut node, json!({"traceparent": TP, "tracestate": ts}));
+        assert_eq!(r["span"]["trace_id"], TRACE, "{r}");
+        assert!(r["headers"].get("tracestate").is_none(), "{ts}: {r}");
+    }
+    node.finish();
+}
+
+#[test]
+fn proxy_span_is_stored() {
+    let mut node = Node::spawn();
+    let r = proxy(&mut node, json!({"traceparent": TP}));
+    let trace = node.call(json!({"type": "get_trace", "trace_id": TRACE}));
+    assert_eq!(trace["type"], "trace", "{trace}");
+    let spans = trace["spans"].as_array().unwrap();
+    assert!(spans.iter().any(|s| s["span_id"] == r["span"]["span_id"] && s["kind"] == "SERVER"));
+    node.finish();
+}
+
+#[test]
+fn bad_headers_are_rejected() {
+    let mut node = Node::spawn();
+    for body in [
+        json!({"type": "proxy_request"}),
+        json!({"type": "proxy_request", "headers": "traceparent"}),
+        json!({"type": "proxy_request", "headers": [["traceparent"]]}),
+    ] {
+        let r = node.call(body);
+        assert_error(&r, 12, &["headers"]);
+    }
+    node.finish();
+}
+
+#[test]
+fn every_message_runs_in_a_server_span_child_of_its_context() {
+    let mut node = Node::spawn();
+    let r = node.call(json!({"type": "log", "message": "m", "traceparent": TP}));
+    assert_eq!(r["type"], "log_ok");
+    // The log took the sidecar span's ids.
+    let found = node.call(json!({"type": "search_logs", "trace_id": TRACE}));
+    let entry = &found["logs"][0];
+    assert_eq!(entry["trace_id"], TRACE, "{found}");
+    let sid = entry["span_id"].as_str().unwrap().to_owned();
+    let trace = node.call(json!({"type": "get_trace", "trace_id": TRACE}));
+    let span = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["span_id"] == sid.as_str())
+        .unwrap_or_else(|| panic!("sidecar span {sid} in {trace}"))
+        .clone();
+    assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(span["kind"], "SERVER");
+    assert_eq!(span["name"], "log");
+    node.finish();
+}
+
+#[test]
+fn stats_counts_and_caps() {
+    let mut node = Node::spawn_with_env(&[("TRACER_MAX_LOGS", "3")]);
+    for i in 0..5 {
+        node.call(json!({"type": "log", "message": format!("m{i}")}));
+    }
+    let s = node.call(json!({"type": "stats"}));
+    assert_eq!(s["type"], "stats_ok", "{s}");
+    assert_eq!(s["logs"]["entries"], 3);
+    assert_eq!(s["logs"]["max_entries"], 3);
+    assert_eq!(s["logs"]["stored"], 5);
+    assert_eq!(s["logs"]["dropped"], 2);
+    assert_eq!(s["traces"]["max_traces"], 10_000);
+    assert!(s["traces"]["spans_stored"].as_u64().unwrap() >= 5, "{s}");
+    node.finish();
+}
+
+#[test]
+fn trace_store_evicts_oldest_and_counts() {
+    let mut node = Node::spawn_with_env(&[("TRACER_MAX_TRACES", "2")]);
+    let first = node.call(json!({"type": "http_request", "path": "/1"}));
+    let tid = first["span"]["trace_id"].as_str().unwrap().to_owned();
+    for i in 2..5 {
+        node.call(json!({"type": "http_request", "path": format!("/{i}")}));
+    }
+    let gone = node.call(json!({"type": "get_trace", "trace_id": tid}));
+    assert_error(&gone, 20, &[]);
+    let s = node.call(json!({"type": "stats"}));
+    assert_eq!(s["traces"]["traces"], 2);
+    assert!(s["traces"]["traces_evicted"].as_u64().unwrap() >= 3, "{s}");
+    node.finish();
+}
+
+#[test]
+fn bad_config_stops_start_up_naming_the_variable() {
+    let mut node = Node::spawn_with_env(&[("TRACER_MAX_LOGS", "lots")]);
+    node.close_stdin();
+    let f = node.finish_full();
+    assert!(!f.status.success());
+    assert!(f.stderr.contains("TRACER_MAX_LOGS"), "{}", f.stderr);
+}

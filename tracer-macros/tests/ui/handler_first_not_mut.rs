@@ -1,0 +1,8 @@
+use tracer_macros::handler;
+
+#[handler("echo")]
+fn echo(_ctx: &tracer_node::Ctx<'_>, req: String) -> Result<String, tracer_node::Error> {
+    Ok(req)
+}
+
+fn main() {}

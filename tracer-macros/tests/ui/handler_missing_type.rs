@@ -1,0 +1,8 @@
+use tracer_macros::handler;
+
+#[handler]
+fn echo(_ctx: &mut tracer_node::Ctx<'_>, req: String) -> Result<String, tracer_node::Error> {
+    Ok(req)
+}
+
+fn main() {}

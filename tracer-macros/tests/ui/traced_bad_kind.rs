@@ -1,0 +1,6 @@
+use tracer_macros::traced;
+
+#[traced(kind = foo)]
+fn work() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use tracer_macros::traced;
+
+#[traced(kind = server, err)]
+fn work() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use tracer_macros::traced;
+
+#[traced(fields(x))]
+fn work() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use tracer_macros::traced;
+
+#[traced(name = "ok", bogus)]
+fn work() {}
+
+fn main() {}
