@@ -5,6 +5,7 @@
 pub mod auto_instrument;
 pub mod debug;
 pub mod logs;
+pub mod manual_instrument;
 pub mod proxy;
 pub mod stats;
 pub mod traces;

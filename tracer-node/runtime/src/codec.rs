@@ -156,6 +156,19 @@ pub(crate) struct ReplyBody<'a, T: Serialize + ?Sized> {
     pub(crate) in_reply_to: Option<u64>,
 }
 
+/// A body the node sends on its own: its own `msg_id`, and the trace
+/// context the sidecar injects.
+#[derive(Serialize)]
+pub(crate) struct SentBody<'a, T: Serialize + ?Sized> {
+    #[serde(flatten)]
+    pub(crate) body: &'a T,
+    pub(crate) msg_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) traceparent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tracestate: Option<String>,
+}
+
 /// An error body.
 #[derive(Serialize)]
 pub(crate) struct ErrorBody<'a> {

@@ -1,14 +1,14 @@
 //! What a handler sees: the request, the node's shared state, its own
 //! plugin state, and the sidecar's span.
 
-use crate::codec::{CowStr, Envelope, ReplyBody};
+use crate::codec::{CowStr, Envelope, ReplyBody, SentBody};
 use crate::config::Config;
 use crate::node::Shared;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::{Any, TypeId};
 use std::sync::MutexGuard;
-use tracer_core::{LogStore, Span, SpanContext, TraceStore, Tracer};
+use tracer_core::{LogStore, Span, SpanContext, SpanKind, TraceStore, Traceparent, Tracer};
 
 /// The request being handled.
 pub(crate) struct Request<'a> {
@@ -135,5 +135,46 @@ impl<'a> Ctx<'a> {
             },
         };
         self.shared.write_line(&env);
+    }
+
+    /// Sends a message this node starts (a notice to a client, a request to
+    /// another node) with the node's own next `msg_id`, which it returns.
+    /// The sidecar records it as a CLIENT span, child of the current span,
+    /// and injects that span's context (`traceparent`, and `tracestate`
+    /// when there is one) into the body: handlers write no tracing code.
+    pub fn send<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> u64 {
+        self.shared.last_msg_id += 1;
+        let msg_id = self.shared.last_msg_id;
+        // Parent: the current span (the sidecar's, or a #[traced] one inside).
+        let span = self
+            .shared
+            .tracer
+            .span_builder("send")
+            .kind(SpanKind::Client)
+            .attribute("messaging.destination.name", dest.to_owned())
+            .start();
+        let ctx = span.context();
+        let (traceparent, tracestate) = if ctx.is_valid() {
+            let state = ctx.trace_state();
+            (
+                Some(Traceparent::format(ctx)),
+                (!state.is_empty()).then(|| state.header()),
+            )
+        } else {
+            (None, None)
+        };
+        let env = Envelope {
+            src: self.req.reply_src,
+            dest,
+            body: SentBody {
+                body,
+                msg_id,
+                traceparent,
+                tracestate,
+            },
+        };
+        self.shared.write_line(&env);
+        drop(span);
+        msg_id
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) traces: Arc<Mutex<TraceStore>>,
     pub(crate) tracer: Tracer,
     pub(crate) config: Config,
+    /// The last `msg_id` of a message this node started.
+    pub(crate) last_msg_id: u64,
     out: Vec<u8>,
 }
 
@@ -110,6 +112,7 @@ impl Node {
                 traces,
                 tracer,
                 config,
+                last_msg_id: 0,
                 out: Vec::with_capacity(OUT_HIGH_WATER),
             },
         }
