@@ -8,6 +8,17 @@ use std::sync::{Arc, Mutex};
 pub trait SpanProcessor: Send + Sync {
     /// Called once per span, when it ends.
     fn on_end(&self, span: SpanData);
+
+    /// Called once per span, when it ends, with the span still in the
+    /// `Span` that recorded it: a processor that keeps spans can move it
+    /// straight to where it keeps them. The default takes it and calls
+    /// [`on_end`](Self::on_end).
+    #[inline]
+    fn on_end_in(&self, slot: &mut Option<SpanData>) {
+        if let Some(span) = slot.take() {
+            self.on_end(span);
+        }
+    }
     /// Exports whatever is buffered.
     fn force_flush(&self) {}
 }
@@ -23,6 +34,9 @@ impl SpanProcessor for NoopProcessor {
 impl<P: SpanProcessor + ?Sized> SpanProcessor for Arc<P> {
     fn on_end(&self, span: SpanData) {
         (**self).on_end(span);
+    }
+    fn on_end_in(&self, slot: &mut Option<SpanData>) {
+        (**self).on_end_in(slot);
     }
     fn force_flush(&self) {
         (**self).force_flush();
@@ -58,22 +72,24 @@ impl SpanProcessor for InMemoryExporter {
 
 /// Where processors send finished spans: a backend, a file, a store.
 pub trait SpanExporter: Send + Sync {
-    /// Takes a batch of finished spans.
-    fn export(&self, batch: Vec<SpanData>);
+    /// Takes a batch of finished spans: move out (`drain`, `append`) what
+    /// is kept. The caller clears the batch afterwards and reuses its
+    /// memory, so steady-state export allocates nothing.
+    fn export(&self, batch: &mut Vec<SpanData>);
 }
 
 impl<E: SpanExporter + ?Sized> SpanExporter for Arc<E> {
-    fn export(&self, batch: Vec<SpanData>) {
+    fn export(&self, batch: &mut Vec<SpanData>) {
         (**self).export(batch);
     }
 }
 
 impl SpanExporter for InMemoryExporter {
-    fn export(&self, mut batch: Vec<SpanData>) {
+    fn export(&self, batch: &mut Vec<SpanData>) {
         self.spans
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .append(&mut batch);
+            .append(batch);
     }
 }
 
@@ -83,7 +99,7 @@ impl SpanExporter for InMemoryExporter {
 pub struct DropExporter;
 
 impl SpanExporter for DropExporter {
-    fn export(&self, _batch: Vec<SpanData>) {}
+    fn export(&self, _batch: &mut Vec<SpanData>) {}
 }
 
 /// Exports every span as it ends, on the thread that ends it
@@ -102,7 +118,7 @@ impl<E: SpanExporter> SimpleProcessor<E> {
 
 impl<E: SpanExporter> SpanProcessor for SimpleProcessor<E> {
     fn on_end(&self, span: SpanData) {
-        self.exporter.export(vec![span]);
+        self.exporter.export(&mut vec![span]);
     }
 }
 
@@ -136,6 +152,9 @@ mod batch {
 
     impl Default for BatchConfig {
         fn default() -> Self {
+            // The exporter wakes for a full batch or every 100 ms: rarely
+            // enough that it does not steal a core from the threads it
+            // serves at millions of spans a second.
             BatchConfig {
                 max_queue_size: 65_536,
                 max_export_batch_size: 512,
@@ -154,10 +173,17 @@ mod batch {
         pub dropped: u64,
     }
 
+
     #[derive(Default)]
     struct Queue {
         batches: VecDeque<Vec<SpanData>>,
         spans: usize,
+        /// Exported batches, empty, their memory ready for reuse: a thread
+        /// that hands over a batch takes one back, so memory is not freed
+        /// on one thread and allocated on another.
+        spare: Vec<Vec<SpanData>>,
+        /// The spans `spare` has room for.
+        spare_capacity: usize,
     }
 
     struct Shared {
@@ -171,26 +197,38 @@ mod batch {
     }
 
     impl Shared {
-        fn enqueue(&self, batch: Vec<SpanData>) {
+        /// Queues a batch (or drops and counts it when the queue is full)
+        /// and returns an empty batch for the caller to fill next.
+        fn enqueue(&self, mut batch: Vec<SpanData>) -> Vec<SpanData> {
             let n = batch.len();
             if n == 0 {
-                return;
+                return batch;
             }
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if q.spans + n > self.config.max_queue_size {
                 drop(q);
                 self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                return;
+                batch.clear();
+                return batch;
             }
             let before = q.spans;
             q.spans += n;
             q.batches.push_back(batch);
+            // No spare: the next trace is likely the size of this one.
+            let next = match q.spare.pop() {
+                Some(v) => {
+                    q.spare_capacity -= v.capacity();
+                    v
+                }
+                None => Vec::with_capacity(n.clamp(4, self.config.thread_buffer)),
+            };
             let full = before < self.config.max_export_batch_size
                 && q.spans >= self.config.max_export_batch_size;
             drop(q);
             if full {
                 self.wake.notify_one();
             }
+            next
         }
 
         fn export_all(&self) {
@@ -199,10 +237,23 @@ mod batch {
                 q.spans = 0;
                 std::mem::take(&mut q.batches)
             };
-            for b in batches {
+            let mut emptied = Vec::with_capacity(batches.len());
+            for mut b in batches {
                 let n = b.len() as u64;
-                self.exporter.export(b);
+                self.exporter.export(&mut b);
                 self.exported.fetch_add(n, Ordering::Relaxed);
+                b.clear();
+                emptied.push(b);
+            }
+            // Spare memory is bounded by an eighth of the queue's capacity.
+            let bound = self.config.max_queue_size / 8;
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            for b in emptied {
+                if q.spare_capacity + b.capacity() > bound {
+                    break;
+                }
+                q.spare_capacity += b.capacity();
+                q.spare.push(b);
             }
         }
 
@@ -295,19 +346,23 @@ mod batch {
             }
         }
 
+        fn local_index(&self, l: &mut Vec<Local>) -> usize {
+            match l.iter().position(|b| Arc::ptr_eq(&b.shared, &self.shared)) {
+                Some(i) => i,
+                None => {
+                    l.push(Local {
+                        shared: self.shared.clone(),
+                        spans: Vec::new(),
+                    });
+                    l.len() - 1
+                }
+            }
+        }
+
         fn with_local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
             LOCAL.with(|l| {
                 let mut l = l.borrow_mut();
-                let i = match l.iter().position(|b| Arc::ptr_eq(&b.shared, &self.shared)) {
-                    Some(i) => i,
-                    None => {
-                        l.push(Local {
-                            shared: self.shared.clone(),
-                            spans: Vec::with_capacity(self.shared.config.thread_buffer),
-                        });
-                        l.len() - 1
-                    }
-                };
+                let i = self.local_index(&mut l);
                 f(&mut l[i])
             })
         }
@@ -325,7 +380,12 @@ mod batch {
 
         fn force_flush_impl(&self) {
             let spans = self.with_local(|b| std::mem::take(&mut b.spans));
-            self.shared.enqueue(spans);
+            let spare = self.shared.enqueue(spans);
+            self.with_local(|b| {
+                if b.spans.capacity() == 0 {
+                    b.spans = spare;
+                }
+            });
             self.shared.export_all();
         }
     }
@@ -333,19 +393,39 @@ mod batch {
     impl SpanProcessor for BatchProcessor {
         #[inline]
         fn on_end(&self, span: SpanData) {
-            let local_root = span.parent_span_id.is_none();
+            self.on_end_in(&mut Some(span));
+        }
+
+        #[inline]
+        fn on_end_in(&self, slot: &mut Option<SpanData>) {
+            let Some(local_root) = slot.as_ref().map(|s| s.parent_span_id.is_none()) else {
+                return;
+            };
             let cap = self.shared.config.thread_buffer;
-            let full = self.with_local(|b| {
-                b.spans.push(span);
-                (local_root || b.spans.len() >= cap).then(|| {
-                    // The next trace is likely the size of this one: reserve
-                    // that much, not a whole buffer, for small traces.
-                    let next = Vec::with_capacity(b.spans.len().clamp(4, cap));
-                    std::mem::replace(&mut b.spans, next)
-                })
+            // The closure captures the slot by reference: the span is copied
+            // once, from the `Span` into this thread's buffer.
+            let full = LOCAL.with(|l| {
+                let mut l = l.borrow_mut();
+                let b = match l.first_mut() {
+                    Some(b) if Arc::ptr_eq(&b.shared, &self.shared) => b,
+                    _ => {
+                        let i = self.local_index(&mut l);
+                        &mut l[i]
+                    }
+                };
+                if let Some(s) = slot.take() {
+                    b.spans.push(s);
+                }
+                (local_root || b.spans.len() >= cap).then(|| std::mem::take(&mut b.spans))
             });
             if let Some(batch) = full {
-                self.shared.enqueue(batch);
+                // The buffer comes back as an exported batch's memory.
+                let spare = self.shared.enqueue(batch);
+                self.with_local(|b| {
+                    if b.spans.capacity() == 0 {
+                        b.spans = spare;
+                    }
+                });
             }
         }
 

@@ -154,36 +154,36 @@ impl SpanData {
     }
 }
 
-struct Recording {
-    data: SpanData,
-    /// `None` for the process-wide tracer, which lives for the whole
-    /// program: its spans skip two atomic reference-count updates.
-    tracer: Option<Tracer>,
-}
-
 /// A live span. Recording spans collect data and hand it to the tracer's
 /// processor when they end; unsampled spans only carry their context, so
 /// they propagate the trace at almost no cost. Dropping a span ends it.
 ///
 /// The data lives inline, not boxed: starting and ending a span allocates
-/// nothing.
+/// nothing, and ending hands the data over in place
+/// ([`SpanProcessor::on_end_in`](crate::SpanProcessor::on_end_in)).
 pub struct Span {
     context: SpanContext,
-    recording: Option<Recording>,
+    /// `Some` while recording.
+    data: Option<SpanData>,
+    /// `None` for the process-wide tracer, which lives for the whole
+    /// program: its spans skip two atomic reference-count updates.
+    tracer: Option<Tracer>,
 }
 
 impl Span {
     pub(crate) fn recording(data: SpanData, tracer: Option<Tracer>) -> Self {
         Span {
             context: data.context.clone(),
-            recording: Some(Recording { data, tracer }),
+            data: Some(data),
+            tracer,
         }
     }
 
     pub(crate) fn non_recording(context: SpanContext) -> Self {
         Span {
             context,
-            recording: None,
+            data: None,
+            tracer: None,
         }
     }
 
@@ -194,11 +194,11 @@ impl Span {
 
     /// Whether the span records data (sampled and not yet ended).
     pub fn is_recording(&self) -> bool {
-        self.recording.is_some()
+        self.data.is_some()
     }
 
     fn data(&mut self) -> Option<&mut SpanData> {
-        self.recording.as_mut().map(|r| &mut r.data)
+        self.data.as_mut()
     }
 
     /// Sets one attribute, replacing the value of an existing key.
@@ -306,12 +306,15 @@ impl Span {
     /// Ends the span at a given time. Ending twice does nothing.
     #[inline]
     pub fn end_at(&mut self, end_unix_nanos: u64) {
-        if let Some(Recording { mut data, tracer }) = self.recording.take() {
+        if let Some(data) = self.data.as_mut() {
             data.end_unix_nanos = end_unix_nanos.max(data.start_unix_nanos);
-            match tracer {
-                Some(t) => t.finish(data),
-                None => crate::global::tracer().finish(data),
+            match self.tracer.take() {
+                Some(t) => t.finish_in(&mut self.data),
+                None => crate::global::tracer().finish_in(&mut self.data),
             }
+            // A processor that did not take the data leaves it here: the
+            // span has ended all the same.
+            self.data = None;
         }
     }
 }

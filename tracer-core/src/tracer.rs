@@ -72,10 +72,10 @@ impl Tracer {
         self.span_builder(name).start()
     }
 
-    /// Hands a finished span to the processor.
+    /// Hands a finished span to the processor, in place.
     #[inline]
-    pub(crate) fn finish(&self, data: SpanData) {
-        self.inner.processor.on_end(data);
+    pub(crate) fn finish_in(&self, slot: &mut Option<SpanData>) {
+        self.inner.processor.on_end_in(slot);
     }
 
     /// Whether two handles are the same tracer.
