@@ -207,18 +207,20 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
 
     let message = format!("{} {}", req.method, req.path);
     {
-        let mut logs = ctx.logs();
         for hop in &hops {
-            let entry = LogEntry {
-                service: logs.intern_service(&hop.service),
+            let service = ctx.logs().intern_service(&hop.service);
+            ctx.push_log_in(
+                LogEntry {
+                service,
                 message: message.as_str().into(),
                 trace_id: Some(spell(&hop.context).into()),
                 // The protocol's entry is exactly service, message and trace id.
                 span_id: None,
                 level: None,
                 attributes: None,
-            };
-            logs.push(entry);
+                },
+                Some(hop.context.span_id()),
+            );
         }
     }
 

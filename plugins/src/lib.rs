@@ -2,11 +2,14 @@
 //! that register themselves with the runtime through `inventory`. No plugin
 //! imports another; what they share lives in `tracer-core` or the runtime.
 
+pub mod analysis;
 pub mod auto_instrument;
+pub mod collector;
 pub mod debug;
 pub mod logs;
 pub mod manual_instrument;
 pub mod proxy;
+pub mod spans;
 pub mod stats;
 pub mod traces;
 

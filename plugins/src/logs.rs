@@ -49,16 +49,15 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest) -> Result<LogOk, Error> {
             span_id = span_id.or_else(|| Some(span.context().span_id().to_hex()));
         }
     }
-    let mut logs = ctx.logs();
-    let entry = LogEntry {
-        service: logs.intern_service(&req.service),
+    let service = ctx.logs().intern_service(&req.service);
+    ctx.push_log(LogEntry {
+        service,
         message: req.message.into(),
         trace_id: trace_id.map(Into::into),
         span_id: span_id.map(Into::into),
         level: req.level.map(Into::into),
         attributes,
-    };
-    logs.push(entry);
+    });
     Ok(LogOk {})
 }
 

@@ -1,6 +1,7 @@
 //! `stats`: the node's caps and what its stores have kept and let go.
 
 use serde::{Deserialize, Serialize};
+use tracer_node::export::ExportStats;
 use tracer_node::{handler, Ctx, Error};
 
 /// `stats {}`.
@@ -28,12 +29,23 @@ pub struct LogStats {
     dropped: u64,
 }
 
-/// `stats_ok {traces, logs}`.
+/// The exporters' numbers, when export is on.
+#[derive(Serialize)]
+pub struct Export {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spans: Option<ExportStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logs: Option<ExportStats>,
+}
+
+/// `stats_ok {traces, logs, export?}`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "stats_ok")]
 pub struct StatsOk {
     traces: TraceStats,
     logs: LogStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: Option<Export>,
 }
 
 /// Caps and counters of the node's stores.
@@ -62,5 +74,13 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
             dropped: st.dropped,
         }
     };
-    Ok(StatsOk { traces, logs })
+    let export = match ctx.export_stats() {
+        (None, None) => None,
+        (spans, logs) => Some(Export { spans, logs }),
+    };
+    Ok(StatsOk {
+        traces,
+        logs,
+        export,
+    })
 }

@@ -1,7 +1,7 @@
-//! Reading stored traces back: `get_trace`.
+//! Reading stored traces back: `get_trace`, `get_span`.
 
 use serde::{Deserialize, Serialize};
-use tracer_core::{serialize_attributes, KeyValue, SpanData, TraceId};
+use tracer_core::{serialize_attributes, KeyValue, SpanData, StoredTrace, TraceStore};
 use tracer_node::{handler, Ctx, Error};
 
 /// `get_trace {trace_id}`.
@@ -45,11 +45,13 @@ pub struct SpanOut {
     links: Vec<LinkOut>,
 }
 
-impl From<&SpanData> for SpanOut {
-    fn from(s: &SpanData) -> Self {
+impl SpanOut {
+    /// A span of `trace`, its ids spelled as clients gave them (a link to a
+    /// trace or span not stored, or never named, is spelled in hex).
+    fn new(s: &SpanData, trace: &StoredTrace, store: &TraceStore) -> Self {
         SpanOut {
-            span_id: s.context.span_id().to_hex(),
-            parent_span_id: s.parent_span_id.map(|p| p.to_hex()),
+            span_id: trace.spell_span(s.context.span_id()),
+            parent_span_id: s.parent_span_id.map(|p| trace.spell_span(p)),
             name: s.name.to_string(),
             service: s
                 .attribute("service.name")
@@ -76,9 +78,15 @@ impl From<&SpanData> for SpanOut {
             links: s
                 .links
                 .iter()
-                .map(|l| LinkOut {
-                    trace_id: l.context.trace_id().to_hex(),
-                    span_id: l.context.span_id().to_hex(),
+                .map(|l| {
+                    let (tid, sid) = (l.context.trace_id(), l.context.span_id());
+                    let linked = store.get(tid);
+                    LinkOut {
+                        trace_id: linked
+                            .and_then(StoredTrace::name)
+                            .map_or_else(|| tid.to_hex(), str::to_owned),
+                        span_id: linked.map_or_else(|| sid.to_hex(), |t| t.spell_span(sid)),
+                    }
                 })
                 .collect(),
         }
@@ -94,16 +102,51 @@ pub struct Trace {
     spans: Vec<SpanOut>,
 }
 
-/// A stored trace, by either spelling of its id; unknown ids are error 20.
+/// A stored trace, by either spelling of its id (or exactly the opaque
+/// string a client named it with); unknown ids are error 20.
 #[handler("get_trace")]
 pub fn get_trace(ctx: &mut Ctx<'_>, req: GetTrace) -> Result<Trace, Error> {
-    let not_found = || Error::key_does_not_exist(format!("trace {:?} is not stored", req.trace_id));
-    let id = TraceId::parse(&req.trace_id).ok_or_else(not_found)?;
     let store = ctx.traces();
-    let trace = store.get(id).ok_or_else(not_found)?;
+    let (_, trace) = store
+        .find(&req.trace_id)
+        .ok_or_else(|| Error::key_does_not_exist(format!("trace {:?} is not stored", req.trace_id)))?;
     Ok(Trace {
         trace_id: req.trace_id.clone(),
         duration_us: trace.duration_nanos() / 1_000,
-        spans: trace.tree_order().into_iter().map(SpanOut::from).collect(),
+        spans: trace
+            .tree_order()
+            .into_iter()
+            .map(|s| SpanOut::new(s, trace, &store))
+            .collect(),
+    })
+}
+
+/// `get_span {span_id}`.
+#[derive(Deserialize)]
+pub struct GetSpan {
+    span_id: String,
+}
+
+/// `span {trace_id, <the fields of one span of trace>}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "span")]
+pub struct SpanReply {
+    trace_id: String,
+    #[serde(flatten)]
+    span: SpanOut,
+}
+
+/// A stored (ended) span by id, with its trace's id as clients spell it;
+/// unknown ids are error 20. A span id reused across traces finds the
+/// latest.
+#[handler("get_span")]
+pub fn get_span(ctx: &mut Ctx<'_>, req: GetSpan) -> Result<SpanReply, Error> {
+    let store = ctx.traces();
+    let (trace_id, trace, span) = store
+        .find_span(TraceStore::span_id_for(&req.span_id))
+        .ok_or_else(|| Error::key_does_not_exist(format!("span {:?} is not stored", req.span_id)))?;
+    Ok(SpanReply {
+        trace_id: store.spell(trace_id),
+        span: SpanOut::new(span, trace, &store),
     })
 }

@@ -36,12 +36,20 @@ pub struct StoreStats {
     pub traces_evicted: u64,
     /// Spans that left with evicted traces.
     pub spans_evicted: u64,
+    /// Stored spans replaced by a later version of themselves.
+    pub spans_replaced: u64,
 }
 
-/// The spans of one trace, in arrival order.
+/// The spans of one trace, in arrival order, and how a client spelled its
+/// ids.
 #[derive(Clone, Debug, Default)]
 pub struct StoredTrace {
     spans: Vec<SpanData>,
+    /// The client's spelling of the trace id, when a client gave one.
+    name: Option<Box<str>>,
+    /// Client spellings of span ids that are not 16 hex digits (their
+    /// [`SpanId`] is a hash of the spelling).
+    span_names: HashMap<SpanId, Box<str>>,
 }
 
 impl StoredTrace {
@@ -53,6 +61,20 @@ impl StoredTrace {
     /// A span by id.
     pub fn span(&self, id: SpanId) -> Option<&SpanData> {
         self.spans.iter().find(|s| s.context.span_id() == id)
+    }
+
+    /// The trace id as the client spelled it, if a client named the trace.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// A span id of this trace as its client spelled it: the recorded
+    /// spelling, else 16 lowercase hex digits.
+    pub fn spell_span(&self, id: SpanId) -> String {
+        match self.span_names.get(&id) {
+            Some(n) => n.to_string(),
+            None => id.to_hex(),
+        }
     }
 
     /// Earliest start to latest end, in nanoseconds.
@@ -100,10 +122,18 @@ impl StoredTrace {
 }
 
 /// Finished spans grouped by trace, bounded in traces and in spans per trace.
+///
+/// Besides the spans it keeps what clients need to find them again: an
+/// index from span id to trace, and the spelling a client gave a trace id
+/// (and any span id that is not 16 hex digits). Both leave with their trace,
+/// so the caps on traces and spans bound them too.
 #[derive(Debug)]
 pub struct TraceStore {
     traces: HashMap<TraceId, StoredTrace>,
     order: VecDeque<TraceId>,
+    /// The trace of every stored span (the latest, for a span id reused
+    /// across traces).
+    span_index: HashMap<SpanId, TraceId>,
     limits: StoreLimits,
     stats: StoreStats,
 }
@@ -114,12 +144,36 @@ impl Default for TraceStore {
     }
 }
 
+/// 64-bit finalizer of MurmurHash3: every input bit reaches every output bit.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// 128-bit FNV-1a of a string, each half finalized: stable across runs,
+/// processes and platforms, so every node maps a string to the same bits.
+fn stable_hash128(s: &str) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let h = s
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
+    let (hi, lo) = ((h >> 64) as u64, h as u64);
+    // Each half depends on both, so the low bits (which ratio sampling
+    // reads) are as well mixed as the high ones.
+    (u128::from(fmix64(hi ^ lo.rotate_left(32))) << 64) | u128::from(fmix64(lo ^ hi))
+}
+
 impl TraceStore {
     /// An empty store.
     pub fn new(limits: StoreLimits) -> Self {
         TraceStore {
             traces: HashMap::default(),
             order: VecDeque::new(),
+            span_index: HashMap::default(),
             limits: StoreLimits {
                 max_traces: limits.max_traces.max(1),
                 max_spans_per_trace: limits.max_spans_per_trace.max(1),
@@ -128,33 +182,181 @@ impl TraceStore {
         }
     }
 
-    /// Adds a finished span to its trace.
-    pub fn insert(&mut self, span: SpanData) {
+    /// The 128 bits a client's trace id stands for: the id itself when it is
+    /// 32 hex digits or a hyphenated UUID, else a stable hash of the string
+    /// (never zero). The same string gives the same bits on every node, so
+    /// ratio sampling of an opaque id is consistent too.
+    pub fn trace_id_for(spelled: &str) -> TraceId {
+        TraceId::parse(spelled).unwrap_or_else(|| {
+            TraceId::from_u128(stable_hash128(spelled).max(1))
+        })
+    }
+
+    /// The 64 bits a client's span id stands for: the id itself when it is
+    /// 16 hex digits and not zero, else a stable hash of the string (never
+    /// zero).
+    pub fn span_id_for(spelled: &str) -> SpanId {
+        SpanId::from_hex(spelled)
+            .filter(|id| id.is_valid())
+            .unwrap_or_else(|| {
+                let h = stable_hash128(spelled);
+                SpanId::from_u64(((h >> 64) as u64 ^ h as u64).max(1))
+            })
+    }
+
+    /// Adds a finished span to its trace. Returns whether it was stored
+    /// (`false`: its trace was full; the drop is counted).
+    pub fn insert(&mut self, span: SpanData) -> bool {
         let id = span.context.trace_id();
+        let span_id = span.context.span_id();
         if let Some(t) = self.traces.get_mut(&id) {
             if t.spans.len() >= self.limits.max_spans_per_trace {
                 self.stats.spans_dropped += 1;
-            } else {
-                t.spans.push(span);
-                self.stats.spans_stored += 1;
+                return false;
             }
-            return;
+            t.spans.push(span);
+            self.stats.spans_stored += 1;
+            self.span_index.insert(span_id, id);
+            return true;
         }
         while self.traces.len() >= self.limits.max_traces {
             let Some(old) = self.order.pop_front() else { break };
             if let Some(t) = self.traces.remove(&old) {
                 self.stats.traces_evicted += 1;
                 self.stats.spans_evicted += t.spans.len() as u64;
+                for s in &t.spans {
+                    let sid = s.context.span_id();
+                    if self.span_index.get(&sid) == Some(&old) {
+                        self.span_index.remove(&sid);
+                    }
+                }
             }
         }
         self.order.push_back(id);
-        self.traces.insert(id, StoredTrace { spans: vec![span] });
+        self.traces.insert(
+            id,
+            StoredTrace {
+                spans: vec![span],
+                ..StoredTrace::default()
+            },
+        );
+        self.span_index.insert(span_id, id);
         self.stats.spans_stored += 1;
+        true
+    }
+
+    /// Stores a span, replacing the stored span with the same trace and span
+    /// id when there is one (a late, fuller report of the same work).
+    /// Returns whether the span is stored.
+    pub fn upsert(&mut self, span: SpanData) -> bool {
+        let (id, span_id) = (span.context.trace_id(), span.context.span_id());
+        if let Some(slot) = self
+            .traces
+            .get_mut(&id)
+            .and_then(|t| t.spans.iter_mut().find(|s| s.context.span_id() == span_id))
+        {
+            *slot = span;
+            self.stats.spans_replaced += 1;
+            self.span_index.insert(span_id, id);
+            return true;
+        }
+        self.insert(span)
+    }
+
+    /// Sets the parent of a stored span (`None` makes it a root). Returns
+    /// whether the span is stored.
+    pub fn set_parent(&mut self, span: SpanId, parent: Option<SpanId>) -> bool {
+        let Some(trace) = self.span_index.get(&span) else {
+            return false;
+        };
+        match self
+            .traces
+            .get_mut(trace)
+            .and_then(|t| t.spans.iter_mut().find(|s| s.context.span_id() == span))
+        {
+            Some(s) => {
+                s.parent_span_id = parent;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records how a client spelled a stored trace's id; the first spelling
+    /// stays. Returns whether the trace is stored.
+    pub fn name_trace(&mut self, id: TraceId, spelled: &str) -> bool {
+        match self.traces.get_mut(&id) {
+            Some(t) => {
+                if t.name.is_none() {
+                    t.name = Some(spelled.into());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records how a client spelled a span id of a stored trace, when the
+    /// spelling is not the id's own 16 hex digits. At most two spellings per
+    /// span the trace may hold (its id and its parent's).
+    pub fn name_span(&mut self, trace: TraceId, id: SpanId, spelled: &str) {
+        if spelled == id.to_hex() {
+            return;
+        }
+        let cap = 2 * self.limits.max_spans_per_trace;
+        if let Some(t) = self.traces.get_mut(&trace) {
+            if t.span_names.len() < cap || t.span_names.contains_key(&id) {
+                t.span_names.insert(id, spelled.into());
+            }
+        }
     }
 
     /// A trace by id.
     pub fn get(&self, id: TraceId) -> Option<&StoredTrace> {
         self.traces.get(&id)
+    }
+
+    /// A trace by a client's spelling of its id: a 32-hex or UUID id matches
+    /// the trace of those bits in either spelling (unless a client named that
+    /// trace with an opaque string, whose hash the bits are); any other
+    /// string matches only the trace a client named with exactly it.
+    pub fn find(&self, spelled: &str) -> Option<(TraceId, &StoredTrace)> {
+        match TraceId::parse(spelled) {
+            Some(id) => {
+                let t = self.traces.get(&id)?;
+                let opaque = t.name().is_some_and(|n| TraceId::parse(n).is_none());
+                (!opaque).then_some((id, t))
+            }
+            None => {
+                let id = Self::trace_id_for(spelled);
+                let t = self.traces.get(&id)?;
+                (t.name() == Some(spelled)).then_some((id, t))
+            }
+        }
+    }
+
+    /// A stored span by id, with its trace's id.
+    pub fn find_span(&self, id: SpanId) -> Option<(TraceId, &StoredTrace, &SpanData)> {
+        let trace_id = *self.span_index.get(&id)?;
+        let trace = self.traces.get(&trace_id)?;
+        let span = trace.span(id)?;
+        Some((trace_id, trace, span))
+    }
+
+    /// A trace's id as clients see it: the spelling a client gave it, else
+    /// the hyphenated UUID (the spelling of ids the node makes).
+    pub fn spell(&self, id: TraceId) -> String {
+        match self.traces.get(&id).and_then(StoredTrace::name) {
+            Some(n) => n.to_owned(),
+            None => id.to_uuid_string(),
+        }
+    }
+
+    /// Every trace, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (TraceId, &StoredTrace)> + '_ {
+        self.order
+            .iter()
+            .filter_map(|id| self.traces.get(id).map(|t| (*id, t)))
     }
 
     /// Trace ids, oldest first.
@@ -185,7 +387,7 @@ impl TraceStore {
 
 impl SpanProcessor for Mutex<TraceStore> {
     fn on_end(&self, span: SpanData) {
-        self.lock().unwrap_or_else(|e| e.into_inner()).insert(span);
+        let _stored = self.lock().unwrap_or_else(|e| e.into_inner()).insert(span);
     }
 }
 
@@ -235,5 +437,126 @@ mod tests {
         assert_eq!(st.traces_evicted, 1);
         assert_eq!(st.spans_dropped, 3, "one span over the per-trace cap in each trace");
         assert_eq!(st.spans_evicted, 2);
+    }
+
+    fn span_in(trace: TraceId, id: SpanId, parent: Option<SpanId>, name: &'static str) -> SpanData {
+        SpanData {
+            context: crate::SpanContext::new(
+                trace,
+                id,
+                crate::TraceFlags::SAMPLED,
+                true,
+                crate::TraceState::EMPTY,
+            ),
+            parent_span_id: parent,
+            name: name.into(),
+            kind: crate::SpanKind::Internal,
+            start_unix_nanos: 1_000,
+            end_unix_nanos: 2_000,
+            attributes: vec![],
+            events: vec![],
+            links: vec![],
+            status: crate::Status::Unset,
+        }
+    }
+
+    #[test]
+    fn opaque_ids_hash_stably_and_never_to_zero() {
+        // Golden values: nodes (and runs) must agree on these bits.
+        let a = TraceStore::trace_id_for("abc123");
+        assert_eq!(a, TraceStore::trace_id_for("abc123"));
+        assert_eq!(a.to_hex(), "8c4c1b668de9ad5b1a8bd5625706ade5");
+        assert_ne!(a, TraceStore::trace_id_for("abc124"));
+        assert!(TraceStore::trace_id_for("").is_valid());
+        let hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(TraceStore::trace_id_for(hex).to_hex(), hex);
+        assert_eq!(
+            TraceStore::trace_id_for("4BF92F35-77B3-4DA6-A3CE-929D0E0E4736").to_hex(),
+            hex
+        );
+        assert_eq!(TraceStore::span_id_for("00f067aa0ba902b7").to_hex(), "00f067aa0ba902b7");
+        let s = TraceStore::span_id_for("span-1");
+        assert!(s.is_valid());
+        assert_eq!(s, TraceStore::span_id_for("span-1"));
+        assert_ne!(s, TraceStore::span_id_for("span-2"));
+        assert!(TraceStore::span_id_for("0000000000000000").is_valid());
+    }
+
+    #[test]
+    fn a_named_trace_is_found_by_its_spelling_only() {
+        let mut store = TraceStore::default();
+        let opaque = TraceStore::trace_id_for("abc123");
+        assert!(store.insert(span_in(opaque, SpanId::from_u64(1), None, "a")));
+        assert!(store.name_trace(opaque, "abc123"));
+        assert!(store.name_trace(opaque, "other"), "the trace is stored");
+        assert_eq!(store.get(opaque).unwrap().name(), Some("abc123"), "first spelling stays");
+        assert_eq!(store.find("abc123").map(|(id, _)| id), Some(opaque));
+        assert!(store.find("ABC123").is_none());
+        assert!(store.find(&opaque.to_hex()).is_none(), "the hash's hex is not the trace's name");
+        assert!(store.find(&opaque.to_uuid_string()).is_none());
+        assert_eq!(store.spell(opaque), "abc123");
+
+        let hex = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        store.insert(span_in(hex, SpanId::from_u64(2), None, "b"));
+        assert!(store.find("4BF92F35-77B3-4DA6-A3CE-929D0E0E4736").is_some());
+        assert_eq!(store.spell(hex), "4bf92f35-77b3-4da6-a3ce-929d0e0e4736");
+        store.name_trace(hex, "4BF92F3577B34DA6A3CE929D0E0E4736");
+        assert!(store.find("4bf92f3577b34da6a3ce929d0e0e4736").is_some());
+        assert_eq!(store.spell(hex), "4BF92F3577B34DA6A3CE929D0E0E4736");
+        assert!(!store.name_trace(TraceId::from_u128(9), "x"), "no such trace");
+        assert!(store.find("x").is_none());
+    }
+
+    #[test]
+    fn spans_are_found_by_id_and_spelled_as_sent() {
+        let mut store = TraceStore::default();
+        let t = TraceStore::trace_id_for("t1");
+        let (root, child) = (TraceStore::span_id_for("root"), SpanId::from_u64(0xab));
+        store.insert(span_in(t, root, None, "root"));
+        store.insert(span_in(t, child, Some(root), "child"));
+        store.name_span(t, root, "root");
+        store.name_span(t, child, &child.to_hex());
+        let (tid, trace, span) = store.find_span(child).unwrap();
+        assert_eq!((tid, &*span.name), (t, "child"));
+        assert_eq!(trace.spell_span(root), "root");
+        assert_eq!(trace.spell_span(child), "00000000000000ab");
+        assert!(trace.span_names.len() == 1, "a hex spelling is not recorded");
+        assert!(store.set_parent(child, None));
+        assert_eq!(store.find_span(child).unwrap().2.parent_span_id, None);
+        assert!(!store.set_parent(SpanId::from_u64(7), None));
+        assert!(store.find_span(SpanId::from_u64(7)).is_none());
+    }
+
+    #[test]
+    fn upsert_replaces_a_stored_span_and_counts() {
+        let mut store = TraceStore::default();
+        let t = TraceId::from_u128(5);
+        store.insert(span_in(t, SpanId::from_u64(1), None, "first"));
+        assert!(store.upsert(span_in(t, SpanId::from_u64(1), None, "second")));
+        assert!(store.upsert(span_in(t, SpanId::from_u64(2), None, "new")));
+        let trace = store.get(t).unwrap();
+        assert_eq!(trace.spans().len(), 2);
+        assert_eq!(trace.span(SpanId::from_u64(1)).unwrap().name, "second");
+        let st = store.stats();
+        assert_eq!((st.spans_replaced, st.spans_stored), (1, 2));
+    }
+
+    #[test]
+    fn eviction_takes_the_index_and_names_along() {
+        let mut store = TraceStore::new(StoreLimits { max_traces: 1, max_spans_per_trace: 1 });
+        let (a, b) = (TraceStore::trace_id_for("a"), TraceStore::trace_id_for("b"));
+        assert!(store.insert(span_in(a, SpanId::from_u64(1), None, "a")));
+        store.name_trace(a, "a");
+        assert!(!store.insert(span_in(a, SpanId::from_u64(3), None, "over")), "trace full");
+        assert!(store.find_span(SpanId::from_u64(3)).is_none());
+        store.insert(span_in(b, SpanId::from_u64(2), None, "b"));
+        assert!(store.find("a").is_none());
+        assert!(store.find_span(SpanId::from_u64(1)).is_none());
+        assert_eq!(store.span_index.len(), 1);
+        assert_eq!(store.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![b]);
+        // The same bits again start a fresh, unnamed trace.
+        store.insert(span_in(a, SpanId::from_u64(1), None, "a2"));
+        assert_eq!(store.get(a).unwrap().name(), None);
+        assert_eq!(store.stats().spans_dropped, 1);
     }
 }

@@ -89,7 +89,7 @@ fn traced_handler(ctx: &mut Ctx<'_>, req: Value) -> Result<TracedOk, Error> {
 /// Runs a fresh node over `input`; its output lines.
 fn serve(input: &str) -> Vec<String> {
     let registry = Registry::collect().expect("no duplicate handler types");
-    let mut node = Node::new(registry, Config::default());
+    let mut node = Node::new(registry, Config::default()).expect("no export configured");
     let mut out = Vec::new();
     node.run(input.as_bytes(), &mut out).unwrap();
     String::from_utf8(out)

@@ -8,7 +8,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::{Any, TypeId};
 use std::sync::MutexGuard;
-use tracer_core::{LogStore, Span, SpanContext, SpanKind, TraceStore, Traceparent, Tracer};
+use crate::export::ExportStats;
+use crate::otlp::TimedLog;
+use tracer_core::{
+    now_unix_nanos, LogEntry, LogStore, Span, SpanContext, SpanId, SpanKind, TraceStore,
+    Traceparent, Tracer,
+};
 
 /// The request being handled.
 pub(crate) struct Request<'a> {
@@ -95,6 +100,32 @@ impl<'a> Ctx<'a> {
     /// The node's log store.
     pub fn logs(&self) -> MutexGuard<'_, LogStore> {
         self.shared.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a log entry, and queues it for export when export is on.
+    pub fn push_log(&mut self, entry: LogEntry) {
+        self.push_log_in(entry, None);
+    }
+
+    /// Stores a log entry written in a span; the export carries that span's
+    /// id even where the stored entry names none.
+    pub fn push_log_in(&mut self, entry: LogEntry, span: Option<SpanId>) {
+        if let Some(e) = &self.shared.log_export {
+            e.push(TimedLog {
+                time_unix_nanos: now_unix_nanos(),
+                entry: entry.clone(),
+                span,
+            });
+        }
+        self.logs().push(entry);
+    }
+
+    /// Counters of the span and log exporters, when export is on.
+    pub fn export_stats(&self) -> (Option<ExportStats>, Option<ExportStats>) {
+        (
+            self.shared.span_export.as_ref().map(|e| e.stats()),
+            self.shared.log_export.as_ref().map(|e| e.stats()),
+        )
     }
 
     /// The node's trace store (every finished span of this node).

@@ -22,7 +22,7 @@
 //! }
 //!
 //! let registry = tracer_node::Registry::collect().unwrap();
-//! let mut node = tracer_node::Node::new(registry, tracer_node::Config::default());
+//! let mut node = tracer_node::Node::new(registry, tracer_node::Config::default()).unwrap();
 //! let mut out = Vec::new();
 //! node.run(&br#"{"src":"c1","dest":"n1","body":{"type":"echo","msg_id":1,"echo":"hi"}}"#[..], &mut out).unwrap();
 //! assert_eq!(
@@ -35,11 +35,13 @@ mod codec;
 mod config;
 mod ctx;
 mod error;
+pub mod export;
 mod node;
+pub mod otlp;
 mod registry;
 mod sidecar;
 
-pub use config::{Config, DEFAULT_MAX_LINE};
+pub use config::{Config, ExportConfig, DEFAULT_MAX_LINE};
 pub use ctx::Ctx;
 pub use error::{decode, Error, ErrorCode};
 pub use node::Node;

@@ -3,6 +3,8 @@
 
 use crate::codec::{self, Envelope, ErrorBody, Line};
 use crate::config::Config;
+use crate::export::{BatchSettings, ExportQueue, ExportStats, FileSink, HttpSink, Sink};
+use crate::otlp::{self, TimedLog};
 use crate::ctx::{Ctx, Request};
 use crate::error::{Error, ErrorCode};
 use crate::registry::Registry;
@@ -14,9 +16,10 @@ use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tracer_core::{
-    attach, global, LogBridge, LogStore, Sampler, SpanKind, Status, StoreLimits, TraceStore,
-    Tracer,
+    attach, global, LogBridge, LogStore, Sampler, SpanData, SpanKind, SpanProcessor, Status,
+    StoreLimits, TraceStore, Tracer,
 };
 
 /// Output is written out once this much is pending, even mid-burst.
@@ -32,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) traces: Arc<Mutex<TraceStore>>,
     pub(crate) tracer: Tracer,
     pub(crate) config: Config,
+    pub(crate) span_export: Option<Arc<ExportQueue<SpanData>>>,
+    pub(crate) log_export: Option<Arc<ExportQueue<TimedLog>>>,
     /// The last `msg_id` of a message this node started.
     pub(crate) last_msg_id: u64,
     out: Vec<u8>,
@@ -68,6 +73,39 @@ impl Shared {
     }
 }
 
+/// Finished spans go to the node's store and, when export is on, to the
+/// export queue too.
+struct StoreAndExport {
+    store: Arc<Mutex<TraceStore>>,
+    export: Option<Arc<ExportQueue<SpanData>>>,
+}
+
+impl SpanProcessor for StoreAndExport {
+    fn on_end(&self, span: SpanData) {
+        if let Some(e) = &self.export {
+            e.push(span.clone());
+        }
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(span);
+    }
+}
+
+fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>, String> {
+    let e = &config.export;
+    if let Some(path) = &e.file {
+        let f = FileSink::open(path)
+            .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
+        return Ok(Some(Box::new(f)));
+    }
+    Ok(endpoint.map(|url| Box::new(HttpSink::new(url, &e.headers, e.batch.export_timeout)) as Box<dyn Sink>))
+}
+
+fn batch(config: &Config) -> BatchSettings {
+    config.export.batch
+}
+
 /// The node runtime.
 pub struct Node {
     registry: Registry,
@@ -94,14 +132,46 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
 }
 
 impl Node {
-    /// A node serving the given handlers.
-    pub fn new(registry: Registry, config: Config) -> Self {
+    /// A node serving the given handlers. Fails only when an export file
+    /// cannot be opened.
+    pub fn new(registry: Registry, config: Config) -> Result<Self, String> {
         let traces = Arc::new(Mutex::new(TraceStore::new(StoreLimits {
             max_traces: config.max_traces,
             max_spans_per_trace: config.max_spans_per_trace,
         })));
-        let tracer = Tracer::new(Sampler::default(), traces.clone());
-        Node {
+        let span_export = match sink(&config, config.export.traces_endpoint.as_deref())? {
+            Some(s) if config.export.traces_enabled() => {
+                let resource = config.export.resource.clone();
+                let service = config.export.service_name.clone();
+                Some(Arc::new(ExportQueue::start(
+                    "traces",
+                    s,
+                    Box::new(move |spans: &[SpanData]| otlp::encode_spans(&resource, &service, spans)),
+                    batch(&config),
+                )))
+            }
+            _ => None,
+        };
+        let log_export = match sink(&config, config.export.logs_endpoint.as_deref())? {
+            Some(s) if config.export.logs_enabled() => {
+                let resource = config.export.resource.clone();
+                Some(Arc::new(ExportQueue::start(
+                    "logs",
+                    s,
+                    Box::new(move |logs: &[TimedLog]| otlp::encode_logs(&resource, logs)),
+                    batch(&config),
+                )))
+            }
+            _ => None,
+        };
+        let tracer = Tracer::new(
+            config.sampler.clone(),
+            StoreAndExport {
+                store: traces.clone(),
+                export: span_export.clone(),
+            },
+        );
+        Ok(Node {
             registry,
             shared: Shared {
                 node_id: None,
@@ -112,10 +182,32 @@ impl Node {
                 traces,
                 tracer,
                 config,
+                span_export,
+                log_export,
                 last_msg_id: 0,
                 out: Vec::with_capacity(OUT_HIGH_WATER),
             },
+        })
+    }
+
+    /// Delivers what the exporters hold, until the flush deadline; reports
+    /// what was exported and dropped on stderr. Called at end of input.
+    pub fn shutdown(&mut self) -> Vec<(&'static str, ExportStats)> {
+        let deadline = Instant::now() + self.shared.config.export.flush_timeout;
+        let mut out = Vec::new();
+        if let Some(e) = self.shared.span_export.take() {
+            out.push(("spans", e.shutdown(deadline)));
         }
+        if let Some(e) = self.shared.log_export.take() {
+            out.push(("logs", e.shutdown(deadline)));
+        }
+        for (what, st) in &out {
+            eprintln!(
+                "tracer-node: export of {what}: {} exported, {} dropped, {} retries",
+                st.exported, st.dropped, st.retries
+            );
+        }
+        out
     }
 
     /// Makes this node's tracer the process-wide one (for `#[traced]`) and
@@ -154,7 +246,9 @@ impl Node {
                 self.flush(&mut output)?;
             }
         }
-        self.flush(&mut output)
+        self.flush(&mut output)?;
+        self.shutdown();
+        Ok(())
     }
 
     fn flush<W: Write>(&mut self, output: &mut W) -> io::Result<()> {

@@ -1,0 +1,404 @@
+//! Export to a real OpenTelemetry collector: `rotel` (from PyPI), its OTLP/HTTP
+//! receiver on a loopback port, logging what it receives in detail while it
+//! exports to its blackhole exporter. Every assertion reads the collector's
+//! own output. `.ci/run` installs rotel (`python3 -m pip install rotel`).
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use tests::Node;
+
+fn rotel_agent() -> PathBuf {
+    if let Ok(p) = std::env::var("ROTEL_AGENT") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the collector tests need rotel: python3 -m pip install rotel ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running collector; its detailed debug log goes to a file we read.
+struct Collector {
+    child: Child,
+    out: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "tracer-otlp-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Collector {
+    fn start(http_port: u16) -> Collector {
+        let dir = TempDir::new("rotel");
+        let out = dir.0.join("received.txt");
+        let file = std::fs::File::create(&out).unwrap();
+        let child = Command::new(rotel_agent())
+            .args([
+                "start",
+                "--otlp-http-endpoint",
+                &format!("127.0.0.1:{http_port}"),
+                "--otlp-grpc-endpoint",
+                &format!("127.0.0.1:{}", free_port()),
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "traces",
+                "--debug-log",
+                "logs",
+                "--debug-log-verbosity",
+                "detailed",
+                "--batch-timeout",
+                "50ms",
+                "--log-file",
+                dir.0.join("agent.log").to_str().unwrap(),
+                "--pid-file",
+                dir.0.join("agent.pid").to_str().unwrap(),
+            ])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start rotel-agent");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            assert!(Instant::now() < deadline, "rotel did not listen on {http_port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Collector {
+            child,
+            out,
+            _dir: dir,
+        }
+    }
+
+    fn output(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.out) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits until the collector has logged `spans` spans and `logs` logs.
+    fn received(&self, spans: usize, logs: usize) -> Received {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = Received::parse(&self.output());
+            if r.spans.len() >= spans && r.logs.len() >= logs {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "collector got {} spans and {} logs, expected {spans} and {logs}:\n{}",
+                r.spans.len(),
+                r.logs.len(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct RSpan {
+    service: String,
+    trace_id: String,
+    parent_id: String,
+    id: String,
+    name: String,
+    kind: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct RLog {
+    service: String,
+    body: String,
+    trace_id: String,
+    span_id: String,
+}
+
+#[derive(Debug, Default)]
+struct Received {
+    spans: Vec<RSpan>,
+    logs: Vec<RLog>,
+}
+
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let rest = line.trim_start().strip_prefix(name)?;
+    Some(rest.trim_start().strip_prefix(':')?.trim())
+}
+
+impl Received {
+    /// Reads rotel's detailed debug log: resources, then spans or log records.
+    fn parse(text: &str) -> Received {
+        let mut r = Received::default();
+        let mut service = String::new();
+        let mut in_log = false;
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with("ResourceSpans #") || t.starts_with("ResourceLog #") {
+                service.clear();
+                in_log = false;
+            } else if let Some(s) = t
+                .strip_prefix("-> service.name: Str(")
+                .and_then(|s| s.strip_suffix(')'))
+            {
+                service = s.to_owned();
+            } else if t.starts_with("Span #") {
+                in_log = false;
+                r.spans.push(RSpan {
+                    service: service.clone(),
+                    ..RSpan::default()
+                });
+            } else if t.starts_with("LogRecord #") {
+                in_log = true;
+                r.logs.push(RLog {
+                    service: service.clone(),
+                    ..RLog::default()
+                });
+            } else if in_log {
+                let l = r.logs.last_mut().unwrap();
+                if let Some(b) = t.strip_prefix("Body: Str(").and_then(|s| s.strip_suffix(')')) {
+                    l.body = b.to_owned();
+                } else if let Some(v) = field(t, "Trace ID") {
+                    l.trace_id = v.to_owned();
+                } else if let Some(v) = field(t, "Span ID") {
+                    l.span_id = v.to_owned();
+                }
+            } else if let Some(s) = r.spans.last_mut() {
+                if let Some(v) = field(t, "Trace ID") {
+                    s.trace_id = v.to_owned();
+                } else if let Some(v) = field(t, "Parent ID") {
+                    s.parent_id = v.to_owned();
+                } else if let Some(v) = field(t, "ID") {
+                    s.id = v.to_owned();
+                } else if let Some(v) = field(t, "Name") {
+                    s.name = v.to_owned();
+                } else if let Some(v) = field(t, "Kind") {
+                    s.kind = v.to_owned();
+                }
+            }
+        }
+        r
+    }
+}
+
+fn hex(trace_id: &str) -> String {
+    trace_id.replace('-', "")
+}
+
+fn chain_request(node: &mut Node) -> (String, Value) {
+    let r = node.call(json!({"type": "instrument_service", "services": ["web", "api", "db"]}));
+    assert_eq!(r["type"], "instrument_service_ok");
+    let done = node.call(json!({"type": "http_request", "path": "/api/users/123"}));
+    assert_eq!(done["type"], "trace_complete", "{done}");
+    let tid = done["trace_id"].as_str().unwrap().to_owned();
+    let trace = node.call(json!({"type": "get_trace", "trace_id": tid}));
+    (tid, trace)
+}
+
+#[test]
+fn every_span_and_log_reaches_the_collector() {
+    let port = free_port();
+    let collector = Collector::start(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+    ]);
+    let (tid, trace) = chain_request(&mut node);
+    let r = node.call(json!({"type": "log", "message": "charged card", "trace_id": tid, "service": "payments", "level": "INFO"}));
+    assert_eq!(r["type"], "log_ok");
+    let f = node.finish_full();
+    assert!(f.status.success(), "{}", f.stderr);
+
+    let got = collector.received(3, 4);
+    let stored: HashMap<String, Value> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["span_id"].as_str().unwrap().to_owned(), s.clone()))
+        .collect();
+    let ours: Vec<&RSpan> = got.spans.iter().filter(|s| s.trace_id == hex(&tid)).collect();
+    assert_eq!(ours.len(), 3, "the chain's spans: {:#?}", got.spans);
+    for s in &ours {
+        let want = stored.get(&s.id).unwrap_or_else(|| panic!("span {} not stored", s.id));
+        assert_eq!(s.name, "GET /api/users/123");
+        assert_eq!(s.kind, "SPAN_KIND_SERVER");
+        assert_eq!(Some(s.service.as_str()), want["service"].as_str());
+        assert_eq!(s.parent_id, want["parent_span_id"].as_str().unwrap_or(""));
+    }
+    let services: Vec<&str> = ours.iter().map(|s| s.service.as_str()).collect();
+    for svc in ["web", "api", "db"] {
+        assert!(services.contains(&svc), "{services:?}");
+    }
+    // The sidecar's own spans (one per message) arrive too, as SERVER spans.
+    assert!(got.spans.iter().any(|s| s.name == "instrument_service"));
+
+    let logs: Vec<&RLog> = got.logs.iter().filter(|l| l.trace_id == hex(&tid)).collect();
+    assert_eq!(logs.len(), 4, "3 hop logs and 1 client log: {:#?}", got.logs);
+    for l in &logs[..] {
+        if l.service == "payments" {
+            assert_eq!(l.body, "charged card");
+        } else {
+            assert_eq!(l.body, "GET /api/users/123");
+            let span = ours.iter().find(|s| s.service == l.service).unwrap();
+            assert_eq!(l.span_id, span.id, "a hop's log carries its span id");
+        }
+    }
+    assert!(collector.output().contains("deployment.environment"));
+}
+
+#[test]
+fn spans_arrive_after_retries_when_the_collector_comes_up_late() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("TRACER_FLUSH_TIMEOUT_MS", "10000"),
+    ]);
+    let (tid, _) = chain_request(&mut node);
+    std::thread::sleep(Duration::from_millis(700));
+    let before = node.call(json!({"type": "stats"}));
+    assert!(
+        before["export"]["spans"]["retries"].as_u64().unwrap() > 0,
+        "the node kept trying: {before}"
+    );
+    let collector = Collector::start(port);
+    let got = collector.received(3, 3);
+    assert_eq!(
+        got.spans.iter().filter(|s| s.trace_id == hex(&tid)).count(),
+        3,
+        "{:#?}",
+        got.spans
+    );
+    let after = node.call(json!({"type": "stats"}));
+    assert_eq!(after["export"]["spans"]["dropped"], 0, "{after}");
+    let f = node.finish_full();
+    assert!(f.status.success());
+    assert!(f.stderr.contains("0 dropped"), "{}", f.stderr);
+}
+
+#[test]
+fn a_collector_that_never_comes_up_costs_bounded_memory_and_a_bounded_wait() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "50"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+        ("TRACER_FLUSH_TIMEOUT_MS", "1000"),
+    ]);
+    for i in 0..300 {
+        let r = node.call(json!({"type": "http_request", "path": format!("/{i}")}));
+        assert_eq!(r["type"], "http_response", "the node keeps answering: {r}");
+    }
+    let s = node.call(json!({"type": "stats"}));
+    let spans = &s["export"]["spans"];
+    assert!(spans["queued"].as_u64().unwrap() <= 50, "bounded queue: {s}");
+    assert!(spans["dropped"].as_u64().unwrap() > 0, "drops are counted: {s}");
+    assert_eq!(spans["exported"], 0);
+    let start = Instant::now();
+    let f = node.finish_full();
+    assert!(f.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "exited {:?} after stdin closed",
+        start.elapsed()
+    );
+    assert!(f.stderr.contains("export of spans: 0 exported"), "{}", f.stderr);
+}
+
+#[test]
+fn the_file_exporter_writes_one_otlp_request_per_line() {
+    let dir = TempDir::new("file");
+    let path = dir.0.join("export.jsonl");
+    let mut node = Node::spawn_with_env(&[
+        ("TRACER_EXPORT_FILE", path.to_str().unwrap()),
+        ("OTEL_SERVICE_NAME", "offline"),
+    ]);
+    let (tid, _) = chain_request(&mut node);
+    assert!(node.finish_full().status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reqs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let spans: Vec<&Value> = reqs
+        .iter()
+        .filter_map(|r| r["resourceSpans"].as_array())
+        .flatten()
+        .flat_map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap())
+        .filter(|s| s["traceId"] == hex(&tid).as_str())
+        .collect();
+    assert_eq!(spans.len(), 3);
+    assert!(spans.iter().all(|s| s["kind"] == 2));
+    let logs = reqs
+        .iter()
+        .filter_map(|r| r["resourceLogs"].as_array())
+        .flatten()
+        .flat_map(|rl| rl["scopeLogs"][0]["logRecords"].as_array().unwrap())
+        .filter(|l| l["traceId"] == hex(&tid).as_str())
+        .count();
+    assert_eq!(logs, 3);
+}
+
+#[test]
+fn bad_export_settings_stop_start_up_naming_the_variable() {
+    for (k, v) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "many"),
+    ] {
+        let mut node = Node::spawn_with_env(&[(k, v)]);
+        node.close_stdin();
+        let f = node.finish_full();
+        assert!(!f.status.success(), "{k}={v} accepted");
+        assert!(f.stderr.contains(k), "{k}: {}", f.stderr);
+    }
+}
