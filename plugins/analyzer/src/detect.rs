@@ -95,8 +95,13 @@ fn index(lang: Language) -> usize {
     Language::ALL.iter().position(|&l| l == lang).unwrap_or(0)
 }
 
+const RUST_TYPES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+    "f64", "str", "Self", "Vec", "Option", "Result", "Box",
+];
+
 const TS_TYPES: &[&str] = &[
-    "string", "number", "boolean", "any", "void", "unknown", "never",
+    "string", "number", "boolean", "any", "void", "unknown", "never", "Promise", "Record",
 ];
 
 /// Guesses the language of `code`; see the module docs.
@@ -133,6 +138,7 @@ pub(crate) fn detect(code: &str) -> Language {
             }
             "use" if t.first && n2 == "::" => s.add(Rust, "use", 3),
             "mut" => s.add(Rust, "mut", 1),
+            ":" | "->" | "<" if RUST_TYPES.contains(&n1) => s.add(Rust, ": u8", 2),
             "&'" => s.add(Rust, "lifetime", 2),
             "println" | "format" | "vec" | "panic" | "eprintln" | "assert_eq" if n1 == "!" => {
                 s.add(Rust, "macro!", 3)
@@ -140,7 +146,19 @@ pub(crate) fn detect(code: &str) -> Language {
             "Some" | "Ok" | "Err" if n1 == "(" => s.add(Rust, "Some(", 1),
             "self" if prev == "&" => s.add(Rust, "&self", 3),
             "unwrap" => s.add(Rust, "unwrap", 1),
-            "start_span" | "traced" => s.add(Rust, "start_span", 1),
+            "traced" if prev == "[" || prev == "::" => s.add(Rust, "#[traced]", 2),
+            "start_span" => {
+                // Rust statements end with `;` or start with `let`; Python's do not.
+                let line_end = toks[i..toks.len().min(i + 64)]
+                    .iter()
+                    .find(|t| t.last)
+                    .map_or("", |t| t.text);
+                if line_head == "let" || line_end == ";" {
+                    s.add(Rust, "start_span;", 1)
+                } else {
+                    s.add(Python, "start_span", 1)
+                }
+            }
             // Go
             "func" => s.add(Go, "func", 3),
             "package" if t.first && word_at(i + 1) && !matches!(n2, "." | ";") => {
@@ -162,7 +180,7 @@ pub(crate) fn detect(code: &str) -> Language {
             // Python
             "def" if word_at(i + 1) && n2 == "(" => s.add(Python, "def", 3),
             "import" if t.first && word_at(i + 1) => {
-                let rest = &toks[i..];
+                let rest = &toks[i..toks.len().min(i + 64)];
                 let line_end = rest.iter().position(|t| t.last).unwrap_or(rest.len() - 1);
                 let line = &rest[..=line_end];
                 if !line.iter().any(|t| matches!(t.text, "from" | ";" | "{")) {
@@ -192,8 +210,16 @@ pub(crate) fn detect(code: &str) -> Language {
             ":" if t.last
                 && matches!(
                     line_head,
-                    "if" | "for" | "while" | "def" | "class" | "else" | "elif" | "try"
-                        | "except" | "finally" | "with"
+                    "if" | "for"
+                        | "while"
+                        | "def"
+                        | "class"
+                        | "else"
+                        | "elif"
+                        | "try"
+                        | "except"
+                        | "finally"
+                        | "with"
                 ) =>
             {
                 s.add(Python, "block:", 1)
@@ -201,8 +227,10 @@ pub(crate) fn detect(code: &str) -> Language {
             "start_as_current_span" => s.add(Python, "start_as_current_span", 2),
             // Java
             "public" | "private" | "protected"
-                if matches!(n1, "class" | "interface" | "static" | "final" | "void" | "abstract")
-                    || (word_at(i + 1) && word_at(i + 2) && n3 == "(") =>
+                if matches!(
+                    n1,
+                    "class" | "interface" | "static" | "final" | "void" | "abstract"
+                ) || (word_at(i + 1) && word_at(i + 2) && n3 == "(") =>
             {
                 s.add(Java, "public", 2);
                 if n1 == "class" {
@@ -219,10 +247,12 @@ pub(crate) fn detect(code: &str) -> Language {
             "void" if word_at(i + 1) && n2 == "(" => s.add(Java, "void f(", 2),
             "final" => s.add(Java, "final", 1),
             // TypeScript
-            "interface" if word_at(i + 1) && matches!(n2, "{" | "<" | "extends") => {
-                if !matches!(prev, "public" | "private" | "protected") {
-                    s.add(TypeScript, "interface", 3)
-                }
+            "interface"
+                if word_at(i + 1)
+                    && matches!(n2, "{" | "<" | "extends")
+                    && !matches!(prev, "public" | "private" | "protected") =>
+            {
+                s.add(TypeScript, "interface", 3)
             }
             ":" if TS_TYPES.contains(&n1) => s.add(TypeScript, ": string", 3),
             "?:" => s.add(TypeScript, "?:", 2),
@@ -234,8 +264,8 @@ pub(crate) fn detect(code: &str) -> Language {
             "const" => s.add(JavaScript, "const", 2),
             "=>" => s.add(JavaScript, "=>", 1),
             "let" => {
-                s.add(JavaScript, "let", 1);
-                s.add(Rust, "let", 1)
+                s.add(JavaScript, "let (js)", 1);
+                s.add(Rust, "let (rust)", 1)
             }
             "var" => s.add(JavaScript, "var", 2),
             "console" if n1 == "." => s.add(JavaScript, "console.", 3),
@@ -245,9 +275,7 @@ pub(crate) fn detect(code: &str) -> Language {
             "export" => s.add(JavaScript, "export", 2),
             "module" if n1 == "." && n2 == "exports" => s.add(JavaScript, "module.exports", 3),
             "document" | "window" if n1 == "." => s.add(JavaScript, "document.", 2),
-            "startSpan" | "startActiveSpan" if prev == "." => {
-                s.add(JavaScript, "startSpan", 1)
-            }
+            "startSpan" | "startActiveSpan" if prev == "." => s.add(JavaScript, "startSpan", 1),
             _ => {}
         }
     }
@@ -277,7 +305,9 @@ mod tests {
             Rust
         );
         assert_eq!(
-            detect("impl Foo { fn f(&self) -> Option<u8> { match x { Some(v) => v, None => 0 } } }"),
+            detect(
+                "impl Foo { fn f(&self) -> Option<u8> { match x { Some(v) => v, None => 0 } } }"
+            ),
             Rust
         );
     }
@@ -301,6 +331,7 @@ mod tests {
         assert_eq!(detect("import os\nprint(os.name)"), Python);
         assert_eq!(detect("from opentelemetry import trace"), Python);
         assert_eq!(detect("if x:\n    y = None"), Python);
+        assert_eq!(detect("span = tracer.start_span('x')\nspan.end()"), Python);
     }
 
     #[test]
@@ -309,7 +340,10 @@ mod tests {
             detect("public class Main {\n  public static void main(String[] args) {\n    System.out.println(\"hi\");\n  }\n}"),
             Java
         );
-        assert_eq!(detect("@Override\npublic String toString() { return \"\"; }"), Java);
+        assert_eq!(
+            detect("@Override\npublic String toString() { return \"\"; }"),
+            Java
+        );
         assert_eq!(
             detect("Span span = tracer.spanBuilder(\"x\").startSpan();"),
             Java
@@ -328,6 +362,10 @@ mod tests {
             TypeScript
         );
         assert_eq!(detect("type Id = string | number;"), TypeScript);
+        assert_eq!(
+            detect("async function f(): Promise<Span> { return tracer.startSpan('x'); }"),
+            TypeScript
+        );
     }
 
     #[test]

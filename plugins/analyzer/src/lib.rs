@@ -254,6 +254,91 @@ mod tests {
     }
 
     #[test]
+    fn errors_say_where() {
+        use Language::*;
+        let cases: &[(&str, Language, (usize, usize), &str)] = &[
+            ("f('a',\n  \"b);", JavaScript, (2, 3), "unterminated string"),
+            (
+                "x = `a ${b} c",
+                TypeScript,
+                (1, 5),
+                "unterminated template literal",
+            ),
+            (
+                "a();\n/* never",
+                JavaScript,
+                (2, 1),
+                "unterminated block comment",
+            ),
+            (
+                "fn f() {}\n  /* /* */",
+                Rust,
+                (2, 3),
+                "unterminated block comment",
+            ),
+            ("s = '''abc\n\n", Python, (1, 5), "unterminated string"),
+            ("s := `abc", Go, (1, 6), "unterminated raw string"),
+            (
+                "String s = \"\"\"\n   text\n",
+                Java,
+                (1, 12),
+                "unterminated text block",
+            ),
+            (
+                "fn f() {\n    g(1;\n}",
+                Rust,
+                (3, 1),
+                "mismatched closing '}'",
+            ),
+            ("def f():\n    x = [1, 2\n", Python, (2, 9), "unclosed '['"),
+            ("func f() {\n}\n}", Go, (3, 1), "unmatched closing '}'"),
+            ("class A { void f() { }", Java, (1, 9), "unclosed '{'"),
+        ];
+        for &(code, lang, (line, column), what) in cases {
+            let err = analyze(code, Some(lang)).unwrap_err();
+            assert_eq!((err.line, err.column), (line, column), "{code:?}: {err}");
+            assert!(err.message.starts_with(what), "{code:?}: {err}");
+            assert!(
+                err.message
+                    .contains(&format!("line {line}, column {column}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn detection_per_language() {
+        use Language::*;
+        let cases = [
+            ("fn main() { let mut s = tracer.start_span(\"x\"); }", Rust),
+            (
+                "package main\nfunc main() { ctx, span := tracer.Start(ctx, \"x\") }",
+                Go,
+            ),
+            (
+                "def f():\n    with tracer.start_as_current_span('x') as s:\n        pass",
+                Python,
+            ),
+            (
+                "public class A { @Override public void run() { System.out.println(1); } }",
+                Java,
+            ),
+            (
+                "interface A { name: string }\nconst a: A = { name: 'x' };",
+                TypeScript,
+            ),
+            (
+                "const span = tracer.startSpan('x');\nspan.end();",
+                JavaScript,
+            ),
+        ];
+        for (code, lang) in cases {
+            assert_eq!(detect_language(code), lang, "{code}");
+            assert_eq!(analyze(code, None).unwrap().language, lang, "{code}");
+        }
+    }
+
+    #[test]
     fn given_language_wins() {
         let a = analyze("fn main() { let mut x = 1; }", Some(Language::Go)).unwrap();
         assert_eq!(a.language, Language::Go);

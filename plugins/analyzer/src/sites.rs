@@ -116,12 +116,17 @@ fn js_is_call(code: &Code<'_>, i: usize, lang: Language) -> bool {
         Some(t) if t.is_punct("{") => false,
         Some(t) if lang == Language::TypeScript && t.is_punct(":") => {
             let prev = if i > 0 { code.get(i - 1) } else { None };
-            !prev.map_or(true, |p| {
-                p.is_punct("{")
-                    || p.is_punct("}")
-                    || p.is_punct(";")
-                    || (p.kind == TokenKind::Ident && METHOD_MODIFIERS.contains(&p.text))
-            })
+            // A method definition follows a statement boundary or a modifier.
+            let definition = match prev {
+                None => true,
+                Some(p) => {
+                    p.is_punct("{")
+                        || p.is_punct("}")
+                        || p.is_punct(";")
+                        || (p.kind == TokenKind::Ident && METHOD_MODIFIERS.contains(&p.text))
+                }
+            };
+            !definition
         }
         _ => true,
     }
@@ -180,7 +185,13 @@ mod tests {
     #[test]
     fn javascript_calls() {
         let js = Language::JavaScript;
-        assert_eq!(count("tracer.startSpan('a'); tracer.startActiveSpan('b', s => s.end());", js), 2);
+        assert_eq!(
+            count(
+                "tracer.startSpan('a'); tracer.startActiveSpan('b', s => s.end());",
+                js
+            ),
+            2
+        );
         assert_eq!(count("startSpan('a'); tracer?.startSpan('b')", js), 2);
         assert_eq!(count("x = cond ? startSpan('a') : null", js), 1);
     }
@@ -189,7 +200,10 @@ mod tests {
     fn javascript_text_is_not_code() {
         let js = Language::JavaScript;
         assert_eq!(count("log('tracer.startSpan(\"x\")')", js), 0);
-        assert_eq!(count("// tracer.startSpan('x')\n/* startActiveSpan('y') */", js), 0);
+        assert_eq!(
+            count("// tracer.startSpan('x')\n/* startActiveSpan('y') */", js),
+            0
+        );
         assert_eq!(count("const t = `tracer.startSpan('x')`", js), 0);
         assert_eq!(count("const r = /startSpan\\(/", js), 0);
     }
@@ -206,7 +220,13 @@ mod tests {
     #[test]
     fn javascript_definitions_are_not_calls() {
         let js = Language::JavaScript;
-        assert_eq!(count("function startSpan(name) { return tracer.startSpan(name); }", js), 1);
+        assert_eq!(
+            count(
+                "function startSpan(name) { return tracer.startSpan(name); }",
+                js
+            ),
+            1
+        );
         assert_eq!(count("class T { startSpan(name) { return 1; } }", js), 0);
         assert_eq!(count("function* startActiveSpan() {}", js), 0);
         let ts = Language::TypeScript;
@@ -221,7 +241,13 @@ mod tests {
         let py = Language::Python;
         let code = "def start_span(name):\n    return tracer.start_span(name)\n\n@tracer.start_as_current_span('h')\ndef h():\n    with tracer.start_as_current_span('x') as s:\n        pass\n";
         assert_eq!(count(code, py), 3);
-        assert_eq!(count("'''tracer.start_span(\"x\")'''\n# start_span(x)\nf\"{start_span('x')}\"", py), 0);
+        assert_eq!(
+            count(
+                "'''tracer.start_span(\"x\")'''\n# start_span(x)\nf\"{start_span('x')}\"",
+                py
+            ),
+            0
+        );
     }
 
     #[test]
@@ -231,7 +257,10 @@ mod tests {
         assert_eq!(count(code, rs), 4);
         assert_eq!(count("let s = r#\"start_span(\"x\")\"#;", rs), 0);
         assert_eq!(count("/* /* start_span(x) */ start_span(y) */", rs), 0);
-        assert_eq!(count("fn f<'a>(x: &'a str) { tracer.start_span(x); }", rs), 1);
+        assert_eq!(
+            count("fn f<'a>(x: &'a str) { tracer.start_span(x); }", rs),
+            1
+        );
         assert_eq!(count("let c = '\"'; tracer.start_span(\"x\");", rs), 1);
     }
 
@@ -240,7 +269,10 @@ mod tests {
         let go = Language::Go;
         let code = "ctx, span := tracer.Start(ctx, \"x\")\ndefer span.End()\n_, s := otel.Tracer(\"t\").Start(ctx, \"y\")\ns.End()\nfunc (t *T) Start(ctx context.Context) {}";
         assert_eq!(count(code, go), 2);
-        assert_eq!(count("s := `tracer.Start(ctx, \"x\")` // tracer.Start(\n", go), 0);
+        assert_eq!(
+            count("s := `tracer.Start(ctx, \"x\")` // tracer.Start(\n", go),
+            0
+        );
     }
 
     #[test]
@@ -248,8 +280,20 @@ mod tests {
         let java = Language::Java;
         let code = "Span span = tracer.spanBuilder(\"x\").setSpanKind(SpanKind.SERVER).startSpan();\nspan.end();";
         assert_eq!(count(code, java), 1);
-        assert_eq!(count("SpanBuilder spanBuilder(String n) { return tracer.spanBuilder(n); }", java), 1);
-        assert_eq!(count("String s = \"\"\"\n tracer.spanBuilder(\"x\").startSpan();\n\"\"\";", java), 0);
+        assert_eq!(
+            count(
+                "SpanBuilder spanBuilder(String n) { return tracer.spanBuilder(n); }",
+                java
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                "String s = \"\"\"\n tracer.spanBuilder(\"x\").startSpan();\n\"\"\";",
+                java
+            ),
+            0
+        );
         assert_eq!(count("return spanBuilder(\"x\").startSpan();", java), 1);
     }
 }

@@ -8,11 +8,12 @@ use super::{
     unterminated, Cursor, Mark, Token, TokenKind,
 };
 use crate::AnalyzeError;
+use std::collections::HashSet;
 
 const PUNCT: &[&str] = &[
-    ">>>=", "...", "===", "!==", "**=", "<<=", ">>=", ">>>", "&&=", "||=", "??=", "=>", "==",
-    "!=", "<=", ">=", "&&", "||", "??", "?.", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=",
-    "|=", "^=", "**", "<<", ">>",
+    ">>>=", "...", "===", "!==", "**=", "<<=", ">>=", ">>>", "&&=", "||=", "??=", "=>", "==", "!=",
+    "<=", ">=", "&&", "||", "??", "?.", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=",
+    "**", "<<", ">>",
 ];
 
 /// Keywords after which a `/` starts a regex literal rather than a division.
@@ -39,6 +40,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token<'_>>, AnalyzeError> {
     let mut out: Vec<Token<'_>> = Vec::new();
     // One entry per open `{` (None) or `${` (the start of its template).
     let mut braces: Vec<Option<Mark>> = Vec::new();
+    let mut dead_regex_states = HashSet::new();
     if cur.starts_with("#!") {
         let m = cur.mark();
         line_comment(&mut cur);
@@ -55,7 +57,9 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token<'_>>, AnalyzeError> {
         } else if c == '/' && next == Some('*') {
             block_comment(&mut cur, false)?;
             out.push(cur.token(TokenKind::Comment, m));
-        } else if c == '/' && regex_allowed(out.iter().rev().find(|t| t.is_code())) && regex(&mut cur)
+        } else if c == '/'
+            && regex_allowed(out.iter().rev().find(|t| t.is_code()))
+            && regex(&mut cur, &mut dead_regex_states)
         {
             out.push(cur.token(TokenKind::Regex, m));
         } else if c == '\'' || c == '"' {
@@ -110,23 +114,38 @@ fn regex_allowed(prev: Option<&Token<'_>>) -> bool {
 /// Consumes a regex literal if one starts here (the cursor is on `/`). A
 /// regex cannot span lines: if none closes on this line, nothing is consumed
 /// and the `/` is read as division.
-fn regex(cur: &mut Cursor<'_>) -> bool {
+///
+/// `dead` holds the scanner states (offset, inside a `[...]` class) already
+/// known to reach the end of the line without closing: a scan that reaches
+/// one fails at once, so each state is walked at most once and a line full
+/// of would-be regexes stays linear.
+fn regex(cur: &mut Cursor<'_>, dead: &mut HashSet<(usize, bool)>) -> bool {
     let mut c = *cur;
     c.bump();
     let mut in_class = false;
-    loop {
+    let mut walked = Vec::new();
+    let closed = loop {
+        let state = (c.offset(), in_class);
+        if dead.contains(&state) {
+            break false;
+        }
+        walked.push(state);
         match c.bump() {
-            None | Some('\n') | Some('\r') => return false,
+            None | Some('\n') | Some('\r') => break false,
             Some('\\') => {
                 if matches!(c.bump(), None | Some('\n') | Some('\r')) {
-                    return false;
+                    break false;
                 }
             }
             Some('[') => in_class = true,
             Some(']') => in_class = false,
-            Some('/') if !in_class => break,
+            Some('/') if !in_class => break true,
             Some(_) => {}
         }
+    };
+    if !closed {
+        dead.extend(walked);
+        return false;
     }
     c.eat_while(is_ident_continue);
     *cur = c;
@@ -183,7 +202,11 @@ mod tests {
     use super::*;
 
     fn kinds(src: &str) -> Vec<(TokenKind, &str)> {
-        lex(src).unwrap().into_iter().map(|t| (t.kind, t.text)).collect()
+        lex(src)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.kind, t.text))
+            .collect()
     }
 
     #[test]
@@ -275,6 +298,17 @@ mod tests {
         assert_eq!(kinds("f(1) / 2 / 3")[4], (Punct, "/"));
         // A `/` that cannot close on its line is division.
         assert_eq!(kinds("x = (/ 2")[3], (Punct, "/"));
+    }
+
+    #[test]
+    fn failed_regex_scans_are_linear() {
+        // Regression: every `/` after `=` rescanned the rest of the line.
+        let src = "=/[".repeat(200_000);
+        assert_eq!(lex(&src).unwrap().len(), 600_000);
+        let src = format!("{} /", "=/[".repeat(1000));
+        assert_eq!(lex(&src).unwrap().len(), 3001);
+        // A later start can still close where an earlier one could not.
+        assert_eq!(kinds("=/[ =/ x/")[4], (TokenKind::Regex, "/ x/"));
     }
 
     #[test]

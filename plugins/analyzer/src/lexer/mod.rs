@@ -130,6 +130,19 @@ impl<'a> Cursor<'a> {
         self.src[self.pos..].chars().nth(n)
     }
 
+    /// How many times the byte `b` repeats from the current position.
+    pub fn count_bytes(&self, b: u8) -> usize {
+        self.src.as_bytes()[self.pos..]
+            .iter()
+            .take_while(|&&x| x == b)
+            .count()
+    }
+
+    /// The byte `n` bytes ahead, if any.
+    pub fn byte_at(&self, n: usize) -> Option<u8> {
+        self.src.as_bytes().get(self.pos + n).copied()
+    }
+
     pub fn starts_with(&self, s: &str) -> bool {
         self.src[self.pos..].starts_with(s)
     }

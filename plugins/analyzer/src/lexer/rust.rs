@@ -119,14 +119,8 @@ fn ident_or_literal<'a>(cur: &mut Cursor<'a>, m: Mark) -> Result<Token<'a>, Anal
     let after = word.peek();
     match (ident, after) {
         ("r" | "br" | "cr", Some('"' | '#')) => {
-            let hashes = {
-                let mut n = 0;
-                while word.peek_nth(n) == Some('#') {
-                    n += 1;
-                }
-                n
-            };
-            if word.peek_nth(hashes) == Some('"') {
+            let hashes = word.count_bytes(b'#');
+            if word.byte_at(hashes) == Some(b'"') {
                 *cur = word;
                 return raw_string(cur, m, hashes);
             }
@@ -170,9 +164,7 @@ fn ident_or_literal<'a>(cur: &mut Cursor<'a>, m: Mark) -> Result<Token<'a>, Anal
 fn raw_string<'a>(cur: &mut Cursor<'a>, m: Mark, hashes: usize) -> Result<Token<'a>, AnalyzeError> {
     cur.bump_n(hashes + 1);
     let body = cur.offset();
-    let closing: String = std::iter::once('"')
-        .chain(std::iter::repeat('#').take(hashes))
-        .collect();
+    let closing = format!("\"{}", "#".repeat(hashes));
     loop {
         let end = cur.offset();
         if cur.eat(&closing) {
@@ -192,7 +184,11 @@ mod tests {
     use super::*;
 
     fn kinds(src: &str) -> Vec<(TokenKind, &str)> {
-        lex(src).unwrap().into_iter().map(|t| (t.kind, t.text)).collect()
+        lex(src)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.kind, t.text))
+            .collect()
     }
 
     #[test]
@@ -267,6 +263,15 @@ mod tests {
         let e = lex("a /* x /* y */ z").unwrap_err();
         assert_eq!((e.line, e.column), (1, 3));
         assert!(e.message.starts_with("unterminated block comment"));
+    }
+
+    #[test]
+    fn many_hashes_are_linear() {
+        // Regression: counting `#`s used to rescan from the start each time.
+        let src = format!("r{}", "#".repeat(300_000));
+        assert_eq!(lex(&src).unwrap().len(), 300_001);
+        let src = format!("r{}\"", "#".repeat(300_000));
+        assert!(lex(&src).is_err());
     }
 
     #[test]
