@@ -47,11 +47,12 @@ pub struct SpanIn {
 }
 
 impl SpanIn {
-    /// `service:name`, or the service alone for a span without a name.
+    /// `service:name`, or the service alone for a span without a name of
+    /// its own (a collected span without `name` is named after its service).
     fn label(&self) -> String {
         match &self.name {
-            Some(n) => format!("{}:{n}", self.service),
-            None => self.service.clone(),
+            Some(n) if *n != self.service => format!("{}:{n}", self.service),
+            _ => self.service.clone(),
         }
     }
 }
@@ -197,7 +198,9 @@ impl<'a> Tree<'a> {
                 .duration_us
                 .saturating_add(top.map_or(0, |t| best[t]));
         }
-        let Some(start) = roots.into_iter().reduce(|a, b| if best[b] > best[a] { b } else { a })
+        let Some(start) = roots
+            .into_iter()
+            .reduce(|a, b| if best[b] > best[a] { b } else { a })
         else {
             return (Vec::new(), 0);
         };
@@ -250,7 +253,7 @@ pub fn insights(traces: &[TraceIn]) -> Insights {
             share: percent(us, total),
         })
         .collect();
-    bottlenecks.sort_by(|a, b| b.self_time_us.cmp(&a.self_time_us));
+    bottlenecks.sort_by_key(|b| std::cmp::Reverse(b.self_time_us));
     let critical_path: Vec<String> = critical
         .as_ref()
         .map(|(t, path, _)| path.iter().map(|&i| t.spans[i].label()).collect())
@@ -470,8 +473,8 @@ pub fn query_traces(ctx: &mut Ctx<'_>, req: QueryTraces) -> Result<QueryResults,
             total_us = total_us.saturating_add(duration);
         }
     }
-    let avg_duration_ms = (!ids.is_empty())
-        .then(|| (total_us as f64 / ids.len() as f64).round() / 1_000.0);
+    let avg_duration_ms =
+        (!ids.is_empty()).then(|| (total_us as f64 / ids.len() as f64).round() / 1_000.0);
     Ok(QueryResults {
         traces: ids,
         avg_duration_ms,
@@ -550,7 +553,14 @@ mod tests {
         assert_eq!(i.bottlenecks[0].share, "50.0%");
         assert_eq!(i.bottlenecks.len(), 4);
         assert_eq!(i.critical_path, vec!["web:GET /", "api", "db:SELECT"]);
-        assert!(i.optimization_suggestion.starts_with("Optimize db"), "{}", i.optimization_suggestion);
+        let mut named_as_service = shop();
+        named_as_service.spans[1].name = Some("api".into());
+        assert_eq!(insights(&[named_as_service]).critical_path[1], "api");
+        assert!(
+            i.optimization_suggestion.starts_with("Optimize db"),
+            "{}",
+            i.optimization_suggestion
+        );
         assert!(i.optimization_suggestion.contains("trace t1"));
         let empty = insights(&[]);
         assert!(empty.bottlenecks.is_empty() && empty.critical_path.is_empty());
@@ -569,12 +579,20 @@ mod tests {
     #[test]
     fn error_rates_by_service() {
         let mut t = shop();
-        t.spans.push(trace(json!({"spans": [
-            {"span_id": "a2", "service": "api", "duration_us": 1, "status": "ERROR"}
-        ]})).spans.remove(0));
-        t.spans.push(trace(json!({"spans": [
-            {"span_id": "a3", "service": "api", "duration_us": 1}
-        ]})).spans.remove(0));
+        t.spans.push(
+            trace(json!({"spans": [
+                {"span_id": "a2", "service": "api", "duration_us": 1, "status": "ERROR"}
+            ]}))
+            .spans
+            .remove(0),
+        );
+        t.spans.push(
+            trace(json!({"spans": [
+                {"span_id": "a3", "service": "api", "duration_us": 1}
+            ]}))
+            .spans
+            .remove(0),
+        );
         let e = error_analysis(&[t]);
         assert_eq!(e.total_errors, 2);
         assert_eq!(e.error_rate_by_service["api"], "66.7%");
@@ -592,7 +610,11 @@ mod tests {
         };
         assert_eq!(
             m.edges,
-            vec![edge("api", "db", 2, 0), edge("web", "api", 2, 2), edge("web", "cache", 2, 0)]
+            vec![
+                edge("api", "db", 2, 0),
+                edge("web", "api", 2, 2),
+                edge("web", "cache", 2, 0)
+            ]
         );
     }
 
@@ -602,6 +624,10 @@ mod tests {
             {"span_id": "x", "service": "a", "duration_us": 1, "status": "meh"}
         ]}))
         .unwrap_err();
-        assert!(e.to_string().contains("\"meh\" is not one of OK, ERROR, UNSET"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"meh\" is not one of OK, ERROR, UNSET"),
+            "{e}"
+        );
     }
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use tracer_core::{
-    now_unix_nanos, KeyValue, Sampler, SpanContext, SpanData, SpanId, SpanKind, Status,
-    TraceFlags, TraceId, TraceState, TraceStore,
+    now_unix_nanos, KeyValue, Sampler, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
+    TraceId, TraceState, TraceStore,
 };
 use tracer_node::{handler, Ctx, Error};
 
@@ -220,7 +220,12 @@ fn span_data(req: &SpanIntake, trace: TraceId, now: u64) -> Result<SpanData, Err
         })?,
     };
     let error = || Status::Error(Cow::Owned(req.error.clone().unwrap_or_default()));
-    let status = match req.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let status = match req
+        .status
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None if req.error.is_some() => error(),
         None | Some("UNSET") => Status::Unset,
         Some("OK") => Status::Ok,
@@ -273,7 +278,10 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     }
     let trace = TraceStore::trace_id_for(&req.trace_id);
     if !trace.is_valid() {
-        return Err(Error::bad_field("trace_id", "the all-zero trace id is invalid"));
+        return Err(Error::bad_field(
+            "trace_id",
+            "the all-zero trace id is invalid",
+        ));
     }
     let rate = sampling_rate(ctx, req.sampling_rate)?;
     let now = now_unix_nanos();
@@ -388,7 +396,13 @@ mod tests {
     fn pending_traces_are_bounded() {
         let mut c = Collector::default();
         for i in 0..(MAX_PENDING as u128 + 5) {
-            c.note(TraceId::from_u128(i + 1), "t", "a", &data(2, Some(1)), i as u64);
+            c.note(
+                TraceId::from_u128(i + 1),
+                "t",
+                "a",
+                &data(2, Some(1)),
+                i as u64,
+            );
         }
         assert_eq!(c.pending.len(), MAX_PENDING);
         assert_eq!(c.forgotten, 5);

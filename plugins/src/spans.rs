@@ -134,7 +134,9 @@ fn attribute_value(v: Json) -> Option<Value> {
     Some(match v {
         Json::String(s) => Value::from(s),
         Json::Bool(b) => Value::Bool(b),
-        Json::Number(n) => n.as_i64().map_or_else(|| Value::F64(n.as_f64().unwrap_or(f64::NAN)), Value::I64),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Value::F64(n.as_f64().unwrap_or(f64::NAN)), Value::I64),
         Json::Array(items) => {
             if items.iter().all(Json::is_string) {
                 let v = items.into_iter().filter_map(|i| match i {
@@ -143,7 +145,9 @@ fn attribute_value(v: Json) -> Option<Value> {
                 });
                 Value::Array(Array::String(v.collect()))
             } else if items.iter().all(Json::is_boolean) {
-                Value::Array(Array::Bool(items.iter().filter_map(Json::as_bool).collect()))
+                Value::Array(Array::Bool(
+                    items.iter().filter_map(Json::as_bool).collect(),
+                ))
             } else if items.iter().all(Json::is_i64) {
                 Value::Array(Array::I64(items.iter().filter_map(Json::as_i64).collect()))
             } else if items.iter().all(Json::is_number) {
@@ -196,7 +200,13 @@ fn client_trace_id(field: &str, spelled: &str) -> Result<TraceId, Error> {
 }
 
 fn remote(trace_id: TraceId, span_id: SpanId) -> SpanContext {
-    SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, true, TraceState::EMPTY)
+    SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::EMPTY,
+    )
 }
 
 /// `create_span {name, kind?, trace_id?, parent_span_id?, attributes?}`.
@@ -454,14 +464,22 @@ pub struct SpanEnd {
 /// message) or `UNSET` (the default), in any case.
 #[handler("span_end", always_reply)]
 pub fn span_end(ctx: &mut Ctx<'_>, req: SpanEnd) -> Result<SpanComplete, Error> {
-    let status = match req.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let status = match req
+        .status
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("UNSET") => Status::Unset,
         Some("OK") => Status::Ok,
         Some("ERROR") => Status::Error(Cow::Owned(req.description.unwrap_or_default())),
         Some(_) => {
             return Err(Error::bad_field(
                 "status",
-                format!("{:?} is not one of OK, ERROR, UNSET", req.status.unwrap_or_default()),
+                format!(
+                    "{:?} is not one of OK, ERROR, UNSET",
+                    req.status.unwrap_or_default()
+                ),
             ))
         }
     };

@@ -107,9 +107,9 @@ pub struct Trace {
 #[handler("get_trace")]
 pub fn get_trace(ctx: &mut Ctx<'_>, req: GetTrace) -> Result<Trace, Error> {
     let store = ctx.traces();
-    let (_, trace) = store
-        .find(&req.trace_id)
-        .ok_or_else(|| Error::key_does_not_exist(format!("trace {:?} is not stored", req.trace_id)))?;
+    let (_, trace) = store.find(&req.trace_id).ok_or_else(|| {
+        Error::key_does_not_exist(format!("trace {:?} is not stored", req.trace_id))
+    })?;
     Ok(Trace {
         trace_id: req.trace_id.clone(),
         duration_us: trace.duration_nanos() / 1_000,
@@ -144,7 +144,9 @@ pub fn get_span(ctx: &mut Ctx<'_>, req: GetSpan) -> Result<SpanReply, Error> {
     let store = ctx.traces();
     let (trace_id, trace, span) = store
         .find_span(TraceStore::span_id_for(&req.span_id))
-        .ok_or_else(|| Error::key_does_not_exist(format!("span {:?} is not stored", req.span_id)))?;
+        .ok_or_else(|| {
+            Error::key_does_not_exist(format!("span {:?} is not stored", req.span_id))
+        })?;
     Ok(SpanReply {
         trace_id: store.spell(trace_id),
         span: SpanOut::new(span, trace, &store),

@@ -3,6 +3,7 @@
 //! `PROTOCOL.md`.
 
 pub mod matching;
+pub mod net;
 pub mod node;
 
 pub use matching::{find_match, match_line, match_value};

@@ -187,9 +187,8 @@ impl TraceStore {
     /// (never zero). The same string gives the same bits on every node, so
     /// ratio sampling of an opaque id is consistent too.
     pub fn trace_id_for(spelled: &str) -> TraceId {
-        TraceId::parse(spelled).unwrap_or_else(|| {
-            TraceId::from_u128(stable_hash128(spelled).max(1))
-        })
+        TraceId::parse(spelled)
+            .unwrap_or_else(|| TraceId::from_u128(stable_hash128(spelled).max(1)))
     }
 
     /// The 64 bits a client's span id stands for: the id itself when it is
@@ -220,7 +219,9 @@ impl TraceStore {
             return true;
         }
         while self.traces.len() >= self.limits.max_traces {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             if let Some(t) = self.traces.remove(&old) {
                 self.stats.traces_evicted += 1;
                 self.stats.spans_evicted += t.spans.len() as u64;
@@ -420,12 +421,17 @@ mod tests {
         let order = store.get(id).unwrap().tree_order();
         assert_eq!(order[0].name, "root");
         assert_eq!(order.len(), 4);
-        assert!(order[1..].iter().all(|s| s.parent_span_id == Some(order[0].context.span_id())));
+        assert!(order[1..]
+            .iter()
+            .all(|s| s.parent_span_id == Some(order[0].context.span_id())));
     }
 
     #[test]
     fn evicts_oldest_trace_and_counts() {
-        let mut store = TraceStore::new(StoreLimits { max_traces: 2, max_spans_per_trace: 2 });
+        let mut store = TraceStore::new(StoreLimits {
+            max_traces: 2,
+            max_spans_per_trace: 2,
+        });
         let all = spans(3, 3);
         let first = all[0].context.trace_id();
         for s in all {
@@ -435,7 +441,10 @@ mod tests {
         assert!(store.get(first).is_none());
         let st = store.stats();
         assert_eq!(st.traces_evicted, 1);
-        assert_eq!(st.spans_dropped, 3, "one span over the per-trace cap in each trace");
+        assert_eq!(
+            st.spans_dropped, 3,
+            "one span over the per-trace cap in each trace"
+        );
         assert_eq!(st.spans_evicted, 2);
     }
 
@@ -474,7 +483,10 @@ mod tests {
             TraceStore::trace_id_for("4BF92F35-77B3-4DA6-A3CE-929D0E0E4736").to_hex(),
             hex
         );
-        assert_eq!(TraceStore::span_id_for("00f067aa0ba902b7").to_hex(), "00f067aa0ba902b7");
+        assert_eq!(
+            TraceStore::span_id_for("00f067aa0ba902b7").to_hex(),
+            "00f067aa0ba902b7"
+        );
         let s = TraceStore::span_id_for("span-1");
         assert!(s.is_valid());
         assert_eq!(s, TraceStore::span_id_for("span-1"));
@@ -489,10 +501,17 @@ mod tests {
         assert!(store.insert(span_in(opaque, SpanId::from_u64(1), None, "a")));
         assert!(store.name_trace(opaque, "abc123"));
         assert!(store.name_trace(opaque, "other"), "the trace is stored");
-        assert_eq!(store.get(opaque).unwrap().name(), Some("abc123"), "first spelling stays");
+        assert_eq!(
+            store.get(opaque).unwrap().name(),
+            Some("abc123"),
+            "first spelling stays"
+        );
         assert_eq!(store.find("abc123").map(|(id, _)| id), Some(opaque));
         assert!(store.find("ABC123").is_none());
-        assert!(store.find(&opaque.to_hex()).is_none(), "the hash's hex is not the trace's name");
+        assert!(
+            store.find(&opaque.to_hex()).is_none(),
+            "the hash's hex is not the trace's name"
+        );
         assert!(store.find(&opaque.to_uuid_string()).is_none());
         assert_eq!(store.spell(opaque), "abc123");
 
@@ -503,7 +522,10 @@ mod tests {
         store.name_trace(hex, "4BF92F3577B34DA6A3CE929D0E0E4736");
         assert!(store.find("4bf92f3577b34da6a3ce929d0e0e4736").is_some());
         assert_eq!(store.spell(hex), "4BF92F3577B34DA6A3CE929D0E0E4736");
-        assert!(!store.name_trace(TraceId::from_u128(9), "x"), "no such trace");
+        assert!(
+            !store.name_trace(TraceId::from_u128(9), "x"),
+            "no such trace"
+        );
         assert!(store.find("x").is_none());
     }
 
@@ -520,7 +542,10 @@ mod tests {
         assert_eq!((tid, &*span.name), (t, "child"));
         assert_eq!(trace.spell_span(root), "root");
         assert_eq!(trace.spell_span(child), "00000000000000ab");
-        assert!(trace.span_names.len() == 1, "a hex spelling is not recorded");
+        assert!(
+            trace.span_names.len() == 1,
+            "a hex spelling is not recorded"
+        );
         assert!(store.set_parent(child, None));
         assert_eq!(store.find_span(child).unwrap().2.parent_span_id, None);
         assert!(!store.set_parent(SpanId::from_u64(7), None));
@@ -543,11 +568,17 @@ mod tests {
 
     #[test]
     fn eviction_takes_the_index_and_names_along() {
-        let mut store = TraceStore::new(StoreLimits { max_traces: 1, max_spans_per_trace: 1 });
+        let mut store = TraceStore::new(StoreLimits {
+            max_traces: 1,
+            max_spans_per_trace: 1,
+        });
         let (a, b) = (TraceStore::trace_id_for("a"), TraceStore::trace_id_for("b"));
         assert!(store.insert(span_in(a, SpanId::from_u64(1), None, "a")));
         store.name_trace(a, "a");
-        assert!(!store.insert(span_in(a, SpanId::from_u64(3), None, "over")), "trace full");
+        assert!(
+            !store.insert(span_in(a, SpanId::from_u64(3), None, "over")),
+            "trace full"
+        );
         assert!(store.find_span(SpanId::from_u64(3)).is_none());
         store.insert(span_in(b, SpanId::from_u64(2), None, "b"));
         assert!(store.find("a").is_none());

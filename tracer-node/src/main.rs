@@ -134,7 +134,7 @@ fn main() -> ExitCode {
         }
     };
     node.install_globals();
-    match node.run(io::stdin().lock(), io::stdout().lock()) {
+    match node.run(io::stdin(), io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
             node.shutdown();

@@ -123,6 +123,8 @@ pub(crate) struct Head<'a> {
     #[serde(borrow, default)]
     pub(crate) msg_id: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    pub(crate) in_reply_to: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     pub(crate) traceparent: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub(crate) tracestate: Option<&'a RawValue>,

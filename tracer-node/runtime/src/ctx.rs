@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::{Any, TypeId};
 use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+use crate::error::Error;
 use crate::export::ExportStats;
 use crate::otlp::TimedLog;
 use tracer_core::{
@@ -168,12 +170,10 @@ impl<'a> Ctx<'a> {
         self.shared.write_line(&env);
     }
 
-    /// Sends a message this node starts (a notice to a client, a request to
-    /// another node) with the node's own next `msg_id`, which it returns.
-    /// The sidecar records it as a CLIENT span, child of the current span,
-    /// and injects that span's context (`traceparent`, and `tracestate`
-    /// when there is one) into the body: handlers write no tracing code.
-    pub fn send<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> u64 {
+    /// Writes a message this node starts, with its own next `msg_id` and
+    /// the context of a new CLIENT span (child of the current span), which
+    /// it returns unended.
+    fn start_message<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> (u64, Span) {
         self.shared.last_msg_id += 1;
         let msg_id = self.shared.last_msg_id;
         // Parent: the current span (the sidecar's, or a #[traced] one inside).
@@ -205,7 +205,119 @@ impl<'a> Ctx<'a> {
             },
         };
         self.shared.write_line(&env);
-        drop(span);
+        (msg_id, span)
+    }
+
+    /// Sends a message this node starts (a notice to a client, a request to
+    /// another node) with the node's own next `msg_id`, which it returns.
+    /// The sidecar records it as a CLIENT span, child of the current span,
+    /// and injects that span's context (`traceparent`, and `tracestate`
+    /// when there is one) into the body: handlers write no tracing code.
+    pub fn send<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> u64 {
+        self.start_message(dest, body).0
+    }
+
+    /// Sends a request to another node and calls `callback` with its reply
+    /// body, or with [`RpcError::Timeout`] when none came within `timeout`.
+    /// The CLIENT span lasts until then (status ERROR on a timeout). The
+    /// callback runs on the node's thread between two messages, with a `Ctx`
+    /// of its own whose `incoming()` is that CLIENT span; to answer the
+    /// request that started it, capture a [`ReplyTo`] from [`Ctx::defer`].
+    pub fn rpc<T, F>(&mut self, dest: &str, body: &T, timeout: Duration, callback: F) -> u64
+    where
+        T: Serialize + ?Sized,
+        F: FnOnce(&mut Ctx<'_>, Result<&RawValue, RpcError>) + Send + 'static,
+    {
+        let (msg_id, span) = self.start_message(dest, body);
+        self.shared.pending.insert(
+            msg_id,
+            Pending {
+                deadline: Instant::now() + timeout,
+                timeout,
+                dest: dest.to_owned(),
+                span,
+                callback: Box::new(callback),
+            },
+        );
         msg_id
     }
+
+    /// Takes over the reply: the handler's return value is not sent, and
+    /// the returned token answers the request later (from an RPC callback).
+    pub fn defer(&mut self) -> ReplyTo {
+        self.replied = true;
+        ReplyTo {
+            src: self.req.reply_src.to_owned(),
+            dest: self.req.reply_dest.to_owned(),
+            in_reply_to: self.req.msg_id,
+            always: self.req.always_reply,
+        }
+    }
+
+    /// Answers a deferred request (once per token's request).
+    pub fn reply_to<T: Serialize + ?Sized>(&mut self, to: &ReplyTo, body: &T) {
+        if to.in_reply_to.is_none() && !to.always {
+            return;
+        }
+        self.shared.write_line(&Envelope {
+            src: &to.src,
+            dest: &to.dest,
+            body: ReplyBody {
+                body,
+                in_reply_to: to.in_reply_to,
+            },
+        });
+    }
+
+    /// Answers a deferred request with an error.
+    pub fn error_to(&mut self, to: &ReplyTo, e: &Error) {
+        self.shared.write_error(&to.src, &to.dest, to.in_reply_to, e);
+    }
+}
+
+/// Where a deferred reply goes. Made by [`Ctx::defer`].
+#[derive(Clone, Debug)]
+pub struct ReplyTo {
+    src: String,
+    dest: String,
+    in_reply_to: Option<u64>,
+    always: bool,
+}
+
+/// Why an RPC came back without a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RpcError {
+    /// No reply within the timeout.
+    Timeout {
+        /// The node that did not answer.
+        dest: String,
+        /// How long it was given.
+        after: Duration,
+    },
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::Timeout { dest, after } => {
+                write!(f, "no reply from {dest} within {} ms", after.as_millis())
+            }
+        }
+    }
+}
+
+/// The return value of a handler that answers later (see [`Ctx::defer`]).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Deferred {}
+
+/// A callback waiting for an RPC reply.
+pub(crate) type RpcCallback = Box<dyn FnOnce(&mut Ctx<'_>, Result<&RawValue, RpcError>) + Send>;
+
+/// An RPC in flight.
+pub(crate) struct Pending {
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    pub(crate) dest: String,
+    pub(crate) span: Span,
+    pub(crate) callback: RpcCallback,
 }

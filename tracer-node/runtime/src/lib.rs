@@ -36,13 +36,14 @@ mod config;
 mod ctx;
 mod error;
 pub mod export;
+mod input;
 mod node;
 pub mod otlp;
 mod registry;
 mod sidecar;
 
 pub use config::{Config, ExportConfig, DEFAULT_MAX_LINE};
-pub use ctx::Ctx;
+pub use ctx::{Ctx, Deferred, ReplyTo, RpcError};
 pub use error::{decode, Error, ErrorCode};
 pub use node::Node;
 pub use registry::{DuplicateHandler, Handler, HandlerFn, Registry};

@@ -2,6 +2,8 @@
 //! reply; flush only when about to wait for input.
 
 use crate::codec::{self, Envelope, ErrorBody, Line};
+use crate::ctx::Pending;
+use crate::input::{Input, Next};
 use crate::config::Config;
 use crate::export::{BatchSettings, ExportQueue, ExportStats, FileSink, HttpSink, Sink};
 use crate::otlp::{self, TimedLog};
@@ -12,7 +14,7 @@ use crate::sidecar;
 use serde::{Deserialize, Serialize};
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufReader, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) log_export: Option<Arc<ExportQueue<TimedLog>>>,
     /// The last `msg_id` of a message this node started.
     pub(crate) last_msg_id: u64,
+    /// RPCs in flight, by their `msg_id`.
+    pub(crate) pending: HashMap<u64, Pending>,
+    /// Requests from cluster peers already handled, by (src, msg_id).
+    seen: Seen,
     out: Vec<u8>,
 }
 
@@ -59,7 +65,7 @@ impl Shared {
         }
     }
 
-    fn write_error(&mut self, src: &str, dest: &str, in_reply_to: Option<u64>, e: &Error) {
+    pub(crate) fn write_error(&mut self, src: &str, dest: &str, in_reply_to: Option<u64>, e: &Error) {
         self.write_line(&Envelope {
             src,
             dest,
@@ -104,6 +110,34 @@ fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>
 
 fn batch(config: &Config) -> BatchSettings {
     config.export.batch
+}
+
+/// Requests a peer node sent that were handled already: a duplicated
+/// message is not handled twice (no duplicate spans). Bounded, oldest first.
+#[derive(Default)]
+struct Seen {
+    set: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl Seen {
+    const CAP: usize = 65_536;
+
+    /// Whether the request is new; remembers it.
+    fn first_time(&mut self, src: &str, msg_id: u64) -> bool {
+        let key = (src.to_owned(), msg_id);
+        if self.set.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= Self::CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.set.insert(key);
+        true
+    }
 }
 
 /// The node runtime.
@@ -185,6 +219,8 @@ impl Node {
                 span_export,
                 log_export,
                 last_msg_id: 0,
+                pending: HashMap::new(),
+                seen: Seen::default(),
                 out: Vec::with_capacity(OUT_HIGH_WATER),
             },
         })
@@ -222,19 +258,55 @@ impl Node {
         }
     }
 
-    /// Serves lines from `input` until it closes, writing replies to `output`.
-    pub fn run<R: Read, W: Write>(&mut self, input: R, mut output: W) -> io::Result<()> {
-        let mut reader = BufReader::with_capacity(64 << 10, input);
+    /// Serves lines from `input` until it closes, writing replies to
+    /// `output`; then waits for the RPCs in flight (until their deadlines)
+    /// and delivers what the exporters hold.
+    pub fn run<R: Read + Send + 'static, W: Write>(&mut self, input: R, mut output: W) -> io::Result<()> {
+        // Read directly (fastest) until a timer must be waited for together
+        // with input; then hand the reader to a thread of its own.
+        let mut direct = Some(BufReader::with_capacity(64 << 10, input));
+        let mut threaded: Option<Input> = None;
         let mut line = Vec::new();
         loop {
-            // About to wait for input: nothing may sit in a buffer meanwhile.
-            if reader.buffer().is_empty() && !self.shared.out.is_empty() {
-                self.flush(&mut output)?;
+            let deadline = self.next_deadline();
+            let max = self.shared.config.max_line;
+            if let Some(reader) = direct.as_mut() {
+                if deadline.is_some() && reader.buffer().is_empty() {
+                    let reader = direct.take().expect("direct reader");
+                    threaded = Some(Input::spawn(reader));
+                }
             }
-            match codec::read_line(&mut reader, &mut line, self.shared.config.max_line)? {
-                Line::Eof => break,
-                Line::Complete => self.handle_line(&line),
-                Line::TooLong(n) => {
+            let next = if let Some(reader) = direct.as_mut() {
+                // About to wait for input: nothing may sit in a buffer meanwhile.
+                if reader.buffer().is_empty() && !self.shared.out.is_empty() {
+                    self.flush(&mut output)?;
+                }
+                match codec::read_line(reader, &mut line, max)? {
+                    Line::Complete => Next::Line,
+                    Line::TooLong(n) => Next::TooLong(n),
+                    Line::Eof => Next::Eof,
+                }
+            } else {
+                let input = threaded.as_mut().expect("threaded reader");
+                let out = &mut self.shared.out;
+                let next = input.next(max, deadline, || {
+                    if !out.is_empty() {
+                        output.write_all(out)?;
+                        output.flush()?;
+                        out.clear();
+                    }
+                    Ok(())
+                })?;
+                if next == Next::Line {
+                    std::mem::swap(&mut line, &mut input.line);
+                }
+                next
+            };
+            match next {
+                Next::Eof => break,
+                Next::Line => self.handle_line(&line),
+                Next::Timeout => {}
+                Next::TooLong(n) => {
                     let e = Error::malformed(format!(
                         "line of {n} bytes exceeds the limit of {} bytes (TRACER_MAX_LINE); skipped",
                         self.shared.config.max_line
@@ -242,13 +314,91 @@ impl Node {
                     self.error_unaddressed(&e);
                 }
             }
+            self.fire_timers();
             if self.shared.out.len() >= OUT_HIGH_WATER {
                 self.flush(&mut output)?;
             }
         }
+        // End of input: finish the RPCs in flight (they may still time out
+        // and answer their clients), then deliver exports.
+        while let Some(d) = self.next_deadline() {
+            self.flush(&mut output)?;
+            std::thread::sleep(d.saturating_duration_since(Instant::now()));
+            self.fire_timers();
+        }
         self.flush(&mut output)?;
         self.shutdown();
         Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.shared.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Calls back the RPCs whose deadline passed, with a timeout.
+    fn fire_timers(&mut self) {
+        if self.shared.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut expired: Vec<u64> = self
+            .shared
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        expired.sort_unstable();
+        for id in expired {
+            if let Some(p) = self.shared.pending.remove(&id) {
+                let err = crate::ctx::RpcError::Timeout {
+                    dest: p.dest.clone(),
+                    after: p.timeout,
+                };
+                let mut span = p.span;
+                span.set_status(Status::Error(Cow::Owned(err.to_string())));
+                let client = span.context().clone();
+                drop(span);
+                self.call_back(p.callback, client, "rpc_timeout", None, Err(err));
+            }
+        }
+    }
+
+    /// Runs an RPC callback with a `Ctx` of its own, whose `incoming()` is
+    /// the RPC's (ended) CLIENT span; a panic in it is reported on stderr
+    /// (there is no request to answer).
+    fn call_back(
+        &mut self,
+        callback: crate::ctx::RpcCallback,
+        client: tracer_core::SpanContext,
+        msg_type: &str,
+        src: Option<&str>,
+        reply: Result<&serde_json::value::RawValue, crate::ctx::RpcError>,
+    ) {
+        let me = self.own_id();
+        let mut ctx = Ctx {
+            shared: &mut self.shared,
+            req: Request {
+                msg_type,
+                msg_id: None,
+                src,
+                dest: Some(&me),
+                reply_src: &me,
+                reply_dest: src.unwrap_or("client"),
+                extra: &[],
+                always_reply: false,
+            },
+            span: None,
+            incoming: Some(client),
+            replied: true,
+        };
+        let _current = attach(ctx.incoming.clone().expect("set above"));
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(&mut ctx, reply))) {
+            eprintln!(
+                "tracer-node: an RPC callback panicked: {}",
+                panic_text(&*payload)
+            );
+        }
     }
 
     fn flush<W: Write>(&mut self, output: &mut W) -> io::Result<()> {
@@ -341,7 +491,36 @@ impl Node {
         if msg_type == "init" {
             return self.init(msg.body, msg_id, &reply_src, &reply_dest);
         }
+        // A reply to an RPC of ours goes to its callback.
+        let in_reply_to = head
+            .in_reply_to
+            .and_then(|r| serde_json::from_str::<u64>(r.get()).ok());
+        if let Some(id) = in_reply_to {
+            if let Some(p) = self.shared.pending.remove(&id) {
+                let mut span = p.span;
+                if msg_type == "error" {
+                    span.set_status(Status::Error(Cow::Borrowed("the peer answered with an error")));
+                }
+                let client = span.context().clone();
+                drop(span);
+                let src = msg.src.as_ref().map(|s| &*s.0);
+                return self.call_back(p.callback, client, &msg_type, src, Ok(msg.body));
+            }
+        }
+        // A peer's request is handled once, however often it arrives.
+        if let (Some(id), Some(src)) = (msg_id, msg.src.as_ref()) {
+            if self.shared.node_ids.iter().any(|n| *n == *src.0)
+                && !self.shared.seen.first_time(&src.0, id)
+            {
+                return;
+            }
+        }
         let Some(handler) = self.registry.get(&msg_type) else {
+            if in_reply_to.is_some() || msg_type == "error" {
+                // Never answer a reply: two nodes would bounce errors forever.
+                eprintln!("tracer-node: dropped an unexpected {msg_type:?} reply");
+                return;
+            }
             let e = Error::not_supported(format!("unsupported message type {msg_type:?}"));
             return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
         };
