@@ -3,8 +3,11 @@
 //! SERVER span, without a line of tracing code in the services themselves.
 //! The interceptor is a `#[traced]` service function.
 
+mod cluster;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::time::Duration;
 use tracer_core::{current, LogEntry, SpanContext};
 use tracer_node::{handler, headers_from_json, traced, Ctx, Error};
 
@@ -90,6 +93,9 @@ pub struct HttpRequest {
     method: String,
     #[serde(default)]
     headers: Option<Box<RawValue>>,
+    /// With a chain across nodes: how long to wait for the rest of it.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
 }
 
 /// `trace_complete {trace_id, services, span_count}`.
@@ -124,6 +130,45 @@ pub enum HttpReply {
     Trace(TraceComplete),
     /// Without one.
     Response(HttpResponse),
+    /// Across nodes: sent later, when the chain is through.
+    Deferred(tracer_node::Deferred),
+}
+
+/// Writes one log entry per service span of a trace (the protocol's entry:
+/// service, message, trace id), in call order.
+fn log_hops(ctx: &mut Ctx<'_>, trace: Option<tracer_core::TraceId>, name: &str, spell: impl Fn(tracer_core::TraceId) -> String) {
+    let Some(trace) = trace else { return };
+    let mut hops: Vec<(u64, String, tracer_core::SpanId)> = {
+        let store = ctx.traces();
+        store
+            .get(trace)
+            .map(|t| {
+                t.spans()
+                    .iter()
+                    .filter(|s| s.kind == tracer_core::SpanKind::Server && s.name == name)
+                    .filter_map(|s| {
+                        let svc = s.attribute("service.name")?.as_str()?.to_owned();
+                        Some((s.start_unix_nanos, svc, s.context.span_id()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    hops.sort_by_key(|h| h.0);
+    for (_, service, span) in hops {
+        let service = ctx.logs().intern_service(&service);
+        ctx.push_log_in(
+            LogEntry {
+                service,
+                message: name.into(),
+                trace_id: Some(spell(trace).into()),
+                span_id: None,
+                level: None,
+                attributes: None,
+            },
+            Some(span),
+        );
+    }
 }
 
 /// A span a service made on the request's way.
@@ -199,6 +244,21 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
     let with_chain = !chain.services.is_empty();
     if with_chain {
         let entry = dest.and_then(|d| chain.services.iter().position(|s| s.name == d));
+        let route = &chain.services[entry.unwrap_or(0)..];
+        let names: Vec<String> = route
+            .iter()
+            .filter(|s| s.auto)
+            .map(|s| s.name.clone())
+            .collect();
+        if names.iter().any(|n| cluster::is_peer(ctx, n)) {
+            // The chain crosses nodes: real messages, a reply when it is through.
+            let to = ctx.defer();
+            let budget = Duration::from_millis(req.timeout_ms.unwrap_or(cluster::DEFAULT_TIMEOUT_MS));
+            let done = cluster::finish_entry(to, parent.is_some(), req.method.clone(), req.path.clone());
+            cluster::run_route(ctx, names, req.method, req.path, parent, budget, done);
+            return Ok(HttpReply::Deferred(tracer_node::Deferred {}));
+        }
+        let chain = ctx.state::<Chain>();
         let route = &chain.services[entry.unwrap_or(0)..];
         forward(route, &req, parent.clone(), &mut hops);
     } else {

@@ -122,16 +122,20 @@ fn summary(spans: &[Value]) -> String {
         .join(", ")
 }
 
-/// The trace on the entry node: exactly 3 spans, n1 the root, n2 its child,
-/// n3 n2's child, all of trace `tid`, named `GET path`. With
-/// `missing = Some(k)`, the span of CHAIN[k] must be the ERROR span for the
-/// hop that did not answer. Returns the span ids in chain order.
+/// The trace on the entry node: the SERVER span of each of n1, n2, n3 and,
+/// between two of them, the CLIENT span of the hop message (the sidecar
+/// records every message a node sends): n1 the root, then for k = 1, 2 a
+/// CLIENT span child of CHAIN[k-1]'s span and CHAIN[k]'s span child of that
+/// CLIENT span. 5 spans, all of trace `tid`; the SERVER spans named
+/// `GET path`. With `missing = Some(k)`, the span of CHAIN[k] must be the
+/// ERROR span for the hop that did not answer. Returns the SERVER span ids
+/// in chain order and each one's parent (the CLIENT span for k > 0).
 fn check_chain(
     trace: &Value,
     tid: &str,
     path: &str,
     missing: Option<usize>,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, Vec<Option<String>>), String> {
     let spans = spans_of(trace)?;
     let ctx = || format!("trace {tid} ({path}): [{}]", summary(spans));
     if trace_id_bits(trace["trace_id"].as_str().unwrap_or_default()) != trace_id_bits(tid) {
@@ -140,9 +144,9 @@ fn check_chain(
             trace["trace_id"]
         ));
     }
-    if spans.len() != 3 {
+    if spans.len() != 5 {
         return Err(format!(
-            "expected exactly 3 spans, got {}: {}",
+            "expected exactly 5 spans (3 SERVER, 2 CLIENT), got {}: {}",
             spans.len(),
             ctx()
         ));
@@ -157,20 +161,33 @@ fn check_chain(
             return Err(format!("span id {id} appears twice: {}", ctx()));
         }
     }
+    let child_of = |parent: &Value, kind: &str| -> Vec<&Value> {
+        spans
+            .iter()
+            .filter(|s| s["parent_span_id"] == *parent && s["kind"] == kind)
+            .collect()
+    };
     let mut ids: Vec<String> = Vec::new();
+    let mut parents: Vec<Option<String>> = Vec::new();
     for (k, service) in CHAIN.iter().enumerate() {
         let parent = if k == 0 {
             Value::Null
         } else {
-            json!(ids[k - 1])
+            let clients = child_of(&json!(ids[k - 1]), "CLIENT");
+            if clients.len() != 1 {
+                return Err(format!(
+                    "expected one CLIENT span (the hop to {service}) under {}'s span, found {}: {}",
+                    CHAIN[k - 1],
+                    clients.len(),
+                    ctx()
+                ));
+            }
+            clients[0]["span_id"].clone()
         };
-        let children: Vec<&Value> = spans
-            .iter()
-            .filter(|s| s["parent_span_id"] == parent)
-            .collect();
+        let children = child_of(&parent, "SERVER");
         if children.len() != 1 {
             return Err(format!(
-                "expected exactly one span with parent {parent} (the span of {service}), found {}: {}",
+                "expected exactly one SERVER span with parent {parent} (the span of {service}), found {}: {}",
                 children.len(),
                 ctx()
             ));
@@ -209,8 +226,9 @@ fn check_chain(
             }
         }
         ids.push(s["span_id"].as_str().unwrap_or_default().to_string());
+        parents.push(parent.as_str().map(str::to_owned));
     }
-    Ok(ids)
+    Ok((ids, parents))
 }
 
 /// `search_logs {trace_id}` on n1: exactly one log per hop.
@@ -335,7 +353,7 @@ fn chain_over_three_nodes() {
     let tid = ok(&net, check_complete(&reply));
 
     let trace = get_trace(&net, "n1", &tid);
-    let ids = ok(&net, check_chain(&trace, &tid, path, None));
+    let (ids, parents) = ok(&net, check_chain(&trace, &tid, path, None));
     ok(&net, check_logs(&net, &tid, path));
 
     // The chain travelled as messages, each hop carrying the context.
@@ -365,9 +383,9 @@ fn chain_over_three_nodes() {
         );
         check!(
             net,
-            tp_parent == ids[k],
+            Some(&tp_parent) == parents[k + 1].as_ref(),
             "{to}'s span must be the child of the incoming traceparent's span {tp_parent}, \
-             and that must be {from}'s span {} (spans n1..n3: {ids:?})",
+             the CLIENT span of the hop under {from}'s span {} (spans n1..n3: {ids:?}, parents {parents:?})",
             ids[k]
         );
         let back = between(&acks, to, from);
@@ -391,11 +409,11 @@ fn chain_over_three_nodes() {
     ok(&net, check_own_part(&net, "n1", &tid, &ids[0], None));
     ok(
         &net,
-        check_own_part(&net, "n2", &tid, &ids[1], Some(&ids[0])),
+        check_own_part(&net, "n2", &tid, &ids[1], parents[1].as_deref()),
     );
     ok(
         &net,
-        check_own_part(&net, "n3", &tid, &ids[2], Some(&ids[1])),
+        check_own_part(&net, "n3", &tid, &ids[2], parents[2].as_deref()),
     );
     for node in ["n2", "n3"] {
         let t = get_trace(&net, node, &tid);
@@ -426,15 +444,15 @@ fn duplicated_messages_make_no_duplicate_spans() {
         let reply = net.request("c1", "n1", http(&path, None));
         let tid = ok(&net, check_complete(&reply));
         let trace = get_trace(&net, "n1", &tid);
-        let ids = ok(&net, check_chain(&trace, &tid, &path, None));
+        let (ids, parents) = ok(&net, check_chain(&trace, &tid, &path, None));
         ok(&net, check_logs(&net, &tid, &path));
         ok(
             &net,
-            check_own_part(&net, "n2", &tid, &ids[1], Some(&ids[0])),
+            check_own_part(&net, "n2", &tid, &ids[1], parents[1].as_deref()),
         );
         ok(
             &net,
-            check_own_part(&net, "n3", &tid, &ids[2], Some(&ids[1])),
+            check_own_part(&net, "n3", &tid, &ids[2], parents[2].as_deref()),
         );
         for id in ids {
             check!(
@@ -657,7 +675,7 @@ fn hundred_concurrent_requests_with_delays() {
     for (id, tid, path) in queries {
         let trace = net.wait_reply("c-query", id, Duration::from_secs(10));
         match check_chain(&trace, tid, path, None) {
-            Ok(ids) => {
+            Ok((ids, _)) => {
                 for s in ids {
                     if let Some(other) = span_ids.insert(s.clone(), tid.clone()) {
                         failures.push(format!("span {s} is in trace {tid} and in trace {other}"));

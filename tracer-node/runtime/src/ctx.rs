@@ -306,7 +306,8 @@ impl std::fmt::Display for RpcError {
     }
 }
 
-/// The return value of a handler that answers later (see [`Ctx::defer`]).
+/// The return value of a handler that answers later: it must have called
+/// [`Ctx::defer`], which is what stops the runtime from replying now.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Deferred {}
 

@@ -581,7 +581,10 @@ impl Node {
             if let Some(span) = ctx.span.as_mut() {
                 span.set_status(Status::Error(Cow::Owned(e.text.clone())));
             }
-            if !ctx.replied {
+            if in_reply_to.is_some() {
+                // Never answer a reply, not even with an error.
+                eprintln!("tracer-node: a {msg_type:?} reply failed: {}", e.text);
+            } else if !ctx.replied {
                 ctx.replied = true;
                 ctx.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
             }
