@@ -127,16 +127,14 @@ fn install_tracing() {
 fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
     install_tracing();
     let exporter = &otel().1;
-    bencher
-        .with_inputs(|| exporter.reset())
-        .bench_values(|()| {
-            let root = tracing::span!(tracing::Level::INFO, "parent");
-            let _r = root.enter();
-            for _ in 0..n {
-                let child = tracing::span!(tracing::Level::INFO, "child");
-                let _c = child.enter();
-            }
-        });
+    bencher.with_inputs(|| exporter.reset()).bench_values(|()| {
+        let root = tracing::span!(tracing::Level::INFO, "parent");
+        let _r = root.enter();
+        for _ in 0..n {
+            let child = tracing::span!(tracing::Level::INFO, "child");
+            let _c = child.enter();
+        }
+    });
 }
 
 #[divan::bench(args = NS, threads = [1, 2])]
@@ -144,17 +142,15 @@ fn otel_sdk(bencher: divan::Bencher<'_, '_>, n: usize) {
     use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
     let (provider, exporter) = otel();
     let tracer = provider.tracer("bench-sdk");
-    bencher
-        .with_inputs(|| exporter.reset())
-        .bench_values(|()| {
-            let root = tracer.start("parent");
-            let cx = opentelemetry::Context::current_with_span(root);
-            for _ in 0..n {
-                let mut child = tracer.start_with_context("child", &cx);
-                child.end();
-            }
-            cx.span().end();
-        });
+    bencher.with_inputs(|| exporter.reset()).bench_values(|()| {
+        let root = tracer.start("parent");
+        let cx = opentelemetry::Context::current_with_span(root);
+        for _ in 0..n {
+            let mut child = tracer.start_with_context("child", &cx);
+            child.end();
+        }
+        cx.span().end();
+    });
 }
 
 /// An unsampled span: its context propagates, nothing is recorded.
@@ -169,7 +165,10 @@ fn unsampled_span(bencher: divan::Bencher<'_, '_>) {
 fn traced_empty() {}
 
 fn hand_written_empty() {
-    let _span = global::tracer().span_builder("hand_written_empty").start().entered();
+    let _span = global::tracer()
+        .span_builder("hand_written_empty")
+        .start()
+        .entered();
 }
 
 /// `#[traced]` on an empty function, inside a root span.

@@ -53,10 +53,16 @@ pub fn instrument_service(
     req: InstrumentService,
 ) -> Result<InstrumentServiceOk, Error> {
     if req.services.is_empty() {
-        return Err(Error::bad_field("services", "must list at least one service"));
+        return Err(Error::bad_field(
+            "services",
+            "must list at least one service",
+        ));
     }
     if req.services.iter().any(|s| s.is_empty()) {
-        return Err(Error::bad_field("services", "service names must be non-empty strings"));
+        return Err(Error::bad_field(
+            "services",
+            "service names must be non-empty strings",
+        ));
     }
     let chain = ctx.state::<Chain>();
     let new = req
@@ -73,7 +79,10 @@ pub fn instrument_service(
     for name in req.services {
         match chain.services.iter_mut().find(|s| s.name == name) {
             Some(s) => s.auto = req.auto,
-            None => chain.services.push(Service { name, auto: req.auto }),
+            None => chain.services.push(Service {
+                name,
+                auto: req.auto,
+            }),
         }
     }
     Ok(InstrumentServiceOk {
@@ -136,7 +145,12 @@ pub enum HttpReply {
 
 /// Writes one log entry per service span of a trace (the protocol's entry:
 /// service, message, trace id), in call order.
-fn log_hops(ctx: &mut Ctx<'_>, trace: Option<tracer_core::TraceId>, name: &str, spell: impl Fn(tracer_core::TraceId) -> String) {
+fn log_hops(
+    ctx: &mut Ctx<'_>,
+    trace: Option<tracer_core::TraceId>,
+    name: &str,
+    spell: impl Fn(tracer_core::TraceId) -> String,
+) {
     let Some(trace) = trace else { return };
     let mut hops: Vec<(u64, String, tracer_core::SpanId)> = {
         let store = ctx.traces();
@@ -253,8 +267,10 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
         if names.iter().any(|n| cluster::is_peer(ctx, n)) {
             // The chain crosses nodes: real messages, a reply when it is through.
             let to = ctx.defer();
-            let budget = Duration::from_millis(req.timeout_ms.unwrap_or(cluster::DEFAULT_TIMEOUT_MS));
-            let done = cluster::finish_entry(to, parent.is_some(), req.method.clone(), req.path.clone());
+            let budget =
+                Duration::from_millis(req.timeout_ms.unwrap_or(cluster::DEFAULT_TIMEOUT_MS));
+            let done =
+                cluster::finish_entry(to, parent.is_some(), req.method.clone(), req.path.clone());
             cluster::run_route(ctx, names, req.method, req.path, parent, budget, done);
             return Ok(HttpReply::Deferred(tracer_node::Deferred {}));
         }
@@ -271,13 +287,13 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
             let service = ctx.logs().intern_service(&hop.service);
             ctx.push_log_in(
                 LogEntry {
-                service,
-                message: message.as_str().into(),
-                trace_id: Some(spell(&hop.context).into()),
-                // The protocol's entry is exactly service, message and trace id.
-                span_id: None,
-                level: None,
-                attributes: None,
+                    service,
+                    message: message.as_str().into(),
+                    trace_id: Some(spell(&hop.context).into()),
+                    // The protocol's entry is exactly service, message and trace id.
+                    span_id: None,
+                    level: None,
+                    attributes: None,
                 },
                 Some(hop.context.span_id()),
             );

@@ -35,7 +35,10 @@ pub fn manual_instrument(
         Some(name) => Some(Language::from_name(name).ok_or_else(|| {
             Error::bad_field(
                 "language",
-                format!("unknown language {name:?}; accepted: {}", Language::ACCEPTED),
+                format!(
+                    "unknown language {name:?}; accepted: {}",
+                    Language::ACCEPTED
+                ),
             )
         })?),
     };

@@ -109,14 +109,26 @@ fn unlexable_code_is_error_12_with_a_position() {
 #[test]
 fn bad_fields() {
     let mut node = Node::spawn();
-    assert_error(&node.call(json!({"type": "manual_instrument"})), 12, &["code"]);
-    assert_error(&node.call(json!({"type": "manual_instrument", "code": 5})), 12, &["code"]);
+    assert_error(
+        &node.call(json!({"type": "manual_instrument"})),
+        12,
+        &["code"],
+    );
+    assert_error(
+        &node.call(json!({"type": "manual_instrument", "code": 5})),
+        12,
+        &["code"],
+    );
     let r = node.call(json!({"type": "manual_instrument", "code": "x", "language": "cobol"}));
     assert_error(&r, 12, &["language", "javascript"]);
     let big = "a".repeat((1 << 20) + 1);
     let r = node.call(json!({"type": "manual_instrument", "code": big}));
     assert_error(&r, 12, &["code", "1048576"]);
     // The node keeps serving.
-    ok(&analyze(&mut node, "tracer.startSpan('x').end()", None), 1, &[]);
+    ok(
+        &analyze(&mut node, "tracer.startSpan('x').end()", None),
+        1,
+        &[],
+    );
     node.finish();
 }

@@ -99,7 +99,10 @@ impl Collector {
             .expect("start rotel-agent");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-            assert!(Instant::now() < deadline, "rotel did not listen on {http_port}");
+            assert!(
+                Instant::now() < deadline,
+                "rotel did not listen on {http_port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Collector {
@@ -203,7 +206,10 @@ impl Received {
                 });
             } else if in_log {
                 let l = r.logs.last_mut().unwrap();
-                if let Some(b) = t.strip_prefix("Body: Str(").and_then(|s| s.strip_suffix(')')) {
+                if let Some(b) = t
+                    .strip_prefix("Body: Str(")
+                    .and_then(|s| s.strip_suffix(')'))
+                {
                     l.body = b.to_owned();
                 } else if let Some(v) = field(t, "Trace ID") {
                     l.trace_id = v.to_owned();
@@ -265,10 +271,16 @@ fn every_span_and_log_reaches_the_collector() {
         .iter()
         .map(|s| (s["span_id"].as_str().unwrap().to_owned(), s.clone()))
         .collect();
-    let ours: Vec<&RSpan> = got.spans.iter().filter(|s| s.trace_id == hex(&tid)).collect();
+    let ours: Vec<&RSpan> = got
+        .spans
+        .iter()
+        .filter(|s| s.trace_id == hex(&tid))
+        .collect();
     assert_eq!(ours.len(), 3, "the chain's spans: {:#?}", got.spans);
     for s in &ours {
-        let want = stored.get(&s.id).unwrap_or_else(|| panic!("span {} not stored", s.id));
+        let want = stored
+            .get(&s.id)
+            .unwrap_or_else(|| panic!("span {} not stored", s.id));
         assert_eq!(s.name, "GET /api/users/123");
         assert_eq!(s.kind, "SPAN_KIND_SERVER");
         assert_eq!(Some(s.service.as_str()), want["service"].as_str());
@@ -281,8 +293,17 @@ fn every_span_and_log_reaches_the_collector() {
     // The sidecar's own spans (one per message) arrive too, as SERVER spans.
     assert!(got.spans.iter().any(|s| s.name == "instrument_service"));
 
-    let logs: Vec<&RLog> = got.logs.iter().filter(|l| l.trace_id == hex(&tid)).collect();
-    assert_eq!(logs.len(), 4, "3 hop logs and 1 client log: {:#?}", got.logs);
+    let logs: Vec<&RLog> = got
+        .logs
+        .iter()
+        .filter(|l| l.trace_id == hex(&tid))
+        .collect();
+    assert_eq!(
+        logs.len(),
+        4,
+        "3 hop logs and 1 client log: {:#?}",
+        got.logs
+    );
     for l in &logs[..] {
         if l.service == "payments" {
             assert_eq!(l.body, "charged card");
@@ -343,8 +364,14 @@ fn a_collector_that_never_comes_up_costs_bounded_memory_and_a_bounded_wait() {
     }
     let s = node.call(json!({"type": "stats"}));
     let spans = &s["export"]["spans"];
-    assert!(spans["queued"].as_u64().unwrap() <= 50, "bounded queue: {s}");
-    assert!(spans["dropped"].as_u64().unwrap() > 0, "drops are counted: {s}");
+    assert!(
+        spans["queued"].as_u64().unwrap() <= 50,
+        "bounded queue: {s}"
+    );
+    assert!(
+        spans["dropped"].as_u64().unwrap() > 0,
+        "drops are counted: {s}"
+    );
     assert_eq!(spans["exported"], 0);
     let start = Instant::now();
     let f = node.finish_full();
@@ -354,7 +381,11 @@ fn a_collector_that_never_comes_up_costs_bounded_memory_and_a_bounded_wait() {
         "exited {:?} after stdin closed",
         start.elapsed()
     );
-    assert!(f.stderr.contains("export of spans: 0 exported"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("export of spans: 0 exported"),
+        "{}",
+        f.stderr
+    );
 }
 
 #[test]
@@ -368,7 +399,10 @@ fn the_file_exporter_writes_one_otlp_request_per_line() {
     let (tid, _) = chain_request(&mut node);
     assert!(node.finish_full().status.success());
     let text = std::fs::read_to_string(&path).unwrap();
-    let reqs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reqs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let spans: Vec<&Value> = reqs
         .iter()
         .filter_map(|r| r["resourceSpans"].as_array())

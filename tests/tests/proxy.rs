@@ -18,7 +18,10 @@ fn assert_restarted(reply: &Value) {
     let span = &reply["span"];
     assert_ne!(span["trace_id"], TRACE, "{reply}");
     assert_eq!(span["parent_span_id"], Value::Null, "{reply}");
-    assert!(reply["headers"].get("tracestate").is_none(), "tracestate dropped: {reply}");
+    assert!(
+        reply["headers"].get("tracestate").is_none(),
+        "tracestate dropped: {reply}"
+    );
     let tp = reply["headers"]["traceparent"].as_str().unwrap();
     assert!(tp.contains(span["trace_id"].as_str().unwrap()), "{reply}");
 }
@@ -38,7 +41,10 @@ fn continues_a_valid_parent_and_keeps_tracestate() {
     let sid = span["span_id"].as_str().unwrap();
     assert!(is_span_id(sid) && sid != "00f067aa0ba902b7");
     assert_eq!(r["headers"]["traceparent"], format!("00-{TRACE}-{sid}-01"));
-    assert_eq!(r["headers"]["tracestate"], "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    assert_eq!(
+        r["headers"]["tracestate"],
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    );
     node.finish();
 }
 
@@ -47,7 +53,10 @@ fn unsampled_parent_stays_unsampled() {
     let mut node = Node::spawn();
     let r = proxy(&mut node, json!({"traceparent": TP.replace("-01", "-00")}));
     assert_eq!(r["span"]["sampled"], false);
-    assert!(r["headers"]["traceparent"].as_str().unwrap().ends_with("-00"));
+    assert!(r["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .ends_with("-00"));
     node.finish();
 }
 
@@ -59,7 +68,11 @@ fn invalid_or_duplicated_traceparent_restarts_the_trace() {
         json!({"traceparent": "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=1"}),
         json!({"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "tracestate": "a=1"}),
         json!({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "tracestate": "a=1"}),
-        json!([["traceparent", TP], ["TraceParent", TP], ["tracestate", "a=1"]]),
+        json!([
+            ["traceparent", TP],
+            ["TraceParent", TP],
+            ["tracestate", "a=1"]
+        ]),
         json!({"tracestate": "a=1"}),
     ] {
         let r = proxy(&mut node, headers.clone());
@@ -76,7 +89,10 @@ fn future_versions_are_accepted() {
         json!({"traceparent": format!("cc-{TRACE}-00f067aa0ba902b7-01-extra")}),
     );
     assert_eq!(r["span"]["trace_id"], TRACE);
-    assert!(r["headers"]["traceparent"].as_str().unwrap().starts_with("00-"));
+    assert!(r["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .starts_with("00-"));
     node.finish();
 }
 
@@ -99,7 +115,9 @@ fn proxy_span_is_stored() {
     let trace = node.call(json!({"type": "get_trace", "trace_id": TRACE}));
     assert_eq!(trace["type"], "trace", "{trace}");
     let spans = trace["spans"].as_array().unwrap();
-    assert!(spans.iter().any(|s| s["span_id"] == r["span"]["span_id"] && s["kind"] == "SERVER"));
+    assert!(spans
+        .iter()
+        .any(|s| s["span_id"] == r["span"]["span_id"] && s["kind"] == "SERVER"));
     node.finish();
 }
 

@@ -30,11 +30,16 @@ fn filled() -> LogStore {
 #[divan::bench]
 fn search_by_trace_1m(bencher: divan::Bencher<'_, '_>) {
     let store = filled();
-    let ids: Vec<String> = (0..1024).map(|i| format!("{:032x}", i * 7919 % TRACES + 1)).collect();
+    let ids: Vec<String> = (0..1024)
+        .map(|i| format!("{:032x}", i * 7919 % TRACES + 1))
+        .collect();
     let mut i = 0;
     bencher.bench_local(|| {
         i = (i + 1) % ids.len();
-        let q = LogQuery { trace_id: Some(&ids[i]), ..LogQuery::default() };
+        let q = LogQuery {
+            trace_id: Some(&ids[i]),
+            ..LogQuery::default()
+        };
         divan::black_box(store.search(&q).len())
     });
 }

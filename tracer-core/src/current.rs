@@ -152,13 +152,16 @@ pub trait FutureExt: Future + Sized {
     fn with_current_context(self) -> WithContext<Self> {
         match current() {
             Some(ctx) => WithContext::new(self, ctx),
-            None => WithContext::new(self, SpanContext::new(
-                crate::ids::TraceId::INVALID,
-                crate::ids::SpanId::INVALID,
-                crate::context::TraceFlags::NONE,
-                false,
-                crate::propagation::TraceState::EMPTY,
-            )),
+            None => WithContext::new(
+                self,
+                SpanContext::new(
+                    crate::ids::TraceId::INVALID,
+                    crate::ids::SpanId::INVALID,
+                    crate::context::TraceFlags::NONE,
+                    false,
+                    crate::propagation::TraceState::EMPTY,
+                ),
+            ),
         }
     }
 }

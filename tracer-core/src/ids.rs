@@ -230,7 +230,10 @@ mod tests {
             let s = id.to_uuid_string();
             assert_eq!(s.len(), 36);
             assert_eq!(&s[14..15], "4", "version nibble in {s}");
-            assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "variant in {s}");
+            assert!(
+                matches!(&s[19..20], "8" | "9" | "a" | "b"),
+                "variant in {s}"
+            );
             assert!(seen.insert(id));
         }
     }

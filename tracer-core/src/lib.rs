@@ -22,6 +22,8 @@
 //! assert_eq!(spans[0].parent_span_id, Some(spans[1].context.span_id()));
 //! ```
 
+#![warn(missing_docs)]
+
 mod attributes;
 mod context;
 mod current;
@@ -38,7 +40,9 @@ mod tracer;
 
 pub use attributes::{serialize_map as serialize_attributes, Array, Key, KeyValue, Value};
 pub use context::{SpanContext, TraceFlags};
-pub use current::{attach, current, ContextGuard, EnteredSpan, FutureExt, Instrumented, WithContext};
+pub use current::{
+    attach, current, ContextGuard, EnteredSpan, FutureExt, Instrumented, WithContext,
+};
 pub use ids::{SpanId, TraceId, TraceKey};
 pub use log_bridge::LogBridge;
 pub use logs::{LogEntry, LogQuery, LogStats, LogStore};

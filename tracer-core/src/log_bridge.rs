@@ -95,11 +95,24 @@ mod tests {
                 .level(log::Level::Info)
                 .build(),
         );
-        bridge.log(&log::Record::builder().args(format_args!("noise")).level(log::Level::Debug).build());
+        bridge.log(
+            &log::Record::builder()
+                .args(format_args!("noise"))
+                .level(log::Level::Debug)
+                .build(),
+        );
         drop(span);
-        bridge.log(&log::Record::builder().args(format_args!("after")).level(log::Level::Warn).build());
+        bridge.log(
+            &log::Record::builder()
+                .args(format_args!("after"))
+                .level(log::Level::Warn)
+                .build(),
+        );
         let s = store.lock().unwrap();
-        let in_trace = s.search(&LogQuery { trace_id: Some(&trace), ..Default::default() });
+        let in_trace = s.search(&LogQuery {
+            trace_id: Some(&trace),
+            ..Default::default()
+        });
         assert_eq!(in_trace.len(), 1);
         assert_eq!(&*in_trace[0].message, "charged 42");
         assert_eq!(in_trace[0].level.as_deref(), Some("INFO"));

@@ -2,9 +2,9 @@
 //! trace) and by service.
 
 use crate::ids::TraceKey;
+use foldhash::HashMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use foldhash::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -109,7 +109,10 @@ impl LogStore {
         }
         let seq = self.first_seq + self.entries.len() as u64;
         if let Some(t) = &entry.trace_id {
-            self.by_trace.entry(TraceKey::new(t)).or_default().push_back(seq);
+            self.by_trace
+                .entry(TraceKey::new(t))
+                .or_default()
+                .push_back(seq);
         }
         match self.by_service.get_mut(&*entry.service) {
             Some(list) => list.push_back(seq),
@@ -123,7 +126,9 @@ impl LogStore {
     }
 
     fn evict_oldest(&mut self) {
-        let Some(old) = self.entries.pop_front() else { return };
+        let Some(old) = self.entries.pop_front() else {
+            return;
+        };
         let seq = self.first_seq;
         self.first_seq += 1;
         self.stats.dropped += 1;
@@ -160,7 +165,9 @@ impl LogStore {
         let matches = |e: &LogEntry| {
             q.service.is_none_or(|s| &*e.service == s)
                 && q.level.is_none_or(|l| {
-                    e.level.as_deref().is_some_and(|el| el.eq_ignore_ascii_case(l))
+                    e.level
+                        .as_deref()
+                        .is_some_and(|el| el.eq_ignore_ascii_case(l))
                 })
                 && q.contains.is_none_or(|c| e.message.contains(c))
         };
@@ -241,7 +248,12 @@ mod tests {
     #[test]
     fn finds_by_either_spelling_and_keeps_logged_spelling() {
         let mut s = LogStore::new(10);
-        let e = entry(&mut s, "web", "hi", Some("4BF92F3577B34DA6A3CE929D0E0E4736"));
+        let e = entry(
+            &mut s,
+            "web",
+            "hi",
+            Some("4BF92F3577B34DA6A3CE929D0E0E4736"),
+        );
         s.push(e);
         let q = LogQuery {
             trace_id: Some("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
@@ -249,7 +261,10 @@ mod tests {
         };
         let found = s.search(&q);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].trace_id.as_deref(), Some("4BF92F3577B34DA6A3CE929D0E0E4736"));
+        assert_eq!(
+            found[0].trace_id.as_deref(),
+            Some("4BF92F3577B34DA6A3CE929D0E0E4736")
+        );
     }
 
     #[test]
@@ -261,12 +276,24 @@ mod tests {
             e.level = Some(if i < 5 { "INFO" } else { "ERROR" }.into());
             s.push(e);
         }
-        let q = LogQuery { trace_id: Some("t1"), service: Some("a"), level: Some("error"), ..Default::default() };
+        let q = LogQuery {
+            trace_id: Some("t1"),
+            service: Some("a"),
+            level: Some("error"),
+            ..Default::default()
+        };
         let got: Vec<_> = s.search(&q).iter().map(|e| e.message.to_string()).collect();
         assert_eq!(got, ["msg 6", "msg 8"]);
-        let q = LogQuery { contains: Some("msg"), limit: 3, ..Default::default() };
+        let q = LogQuery {
+            contains: Some("msg"),
+            limit: 3,
+            ..Default::default()
+        };
         assert_eq!(s.search(&q).len(), 3);
-        let q = LogQuery { trace_id: Some("T1"), ..Default::default() };
+        let q = LogQuery {
+            trace_id: Some("T1"),
+            ..Default::default()
+        };
         assert!(s.search(&q).is_empty(), "opaque ids compare exactly");
     }
 
@@ -274,18 +301,35 @@ mod tests {
     fn evicts_oldest_and_keeps_indexes_consistent() {
         let mut s = LogStore::new(3);
         for i in 0..5 {
-            let e = entry(&mut s, "svc", &format!("m{i}"), Some(if i % 2 == 0 { "even" } else { "odd" }));
+            let e = entry(
+                &mut s,
+                "svc",
+                &format!("m{i}"),
+                Some(if i % 2 == 0 { "even" } else { "odd" }),
+            );
             s.push(e);
         }
         assert_eq!(s.len(), 3);
-        assert_eq!(s.stats(), LogStats { stored: 5, dropped: 2 });
+        assert_eq!(
+            s.stats(),
+            LogStats {
+                stored: 5,
+                dropped: 2
+            }
+        );
         let even: Vec<_> = s
-            .search(&LogQuery { trace_id: Some("even"), ..Default::default() })
+            .search(&LogQuery {
+                trace_id: Some("even"),
+                ..Default::default()
+            })
             .iter()
             .map(|e| e.message.to_string())
             .collect();
         assert_eq!(even, ["m2", "m4"]);
-        let all = s.search(&LogQuery { service: Some("svc"), ..Default::default() });
+        let all = s.search(&LogQuery {
+            service: Some("svc"),
+            ..Default::default()
+        });
         assert_eq!(all.len(), 3);
         assert_eq!(&*all[0].message, "m2");
     }

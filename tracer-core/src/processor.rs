@@ -173,7 +173,6 @@ mod batch {
         pub dropped: u64,
     }
 
-
     #[derive(Default)]
     struct Queue {
         batches: VecDeque<Vec<SpanData>>,

@@ -45,12 +45,12 @@ impl fmt::Display for TraceparentError {
             TraceparentError::Version => {
                 f.write_str("traceparent: version must be 2 lowercase hex digits, not ff")
             }
-            TraceparentError::TraceId => f.write_str(
-                "traceparent: trace-id must be 32 lowercase hex digits, not all zero",
-            ),
-            TraceparentError::ParentId => f.write_str(
-                "traceparent: parent-id must be 16 lowercase hex digits, not all zero",
-            ),
+            TraceparentError::TraceId => {
+                f.write_str("traceparent: trace-id must be 32 lowercase hex digits, not all zero")
+            }
+            TraceparentError::ParentId => {
+                f.write_str("traceparent: parent-id must be 16 lowercase hex digits, not all zero")
+            }
             TraceparentError::Flags => {
                 f.write_str("traceparent: trace-flags must be 2 lowercase hex digits")
             }
@@ -189,7 +189,10 @@ fn valid_key(key: &str) -> bool {
     let b = key.as_bytes();
     match key.split_once('@') {
         None => {
-            !b.is_empty() && b.len() <= 256 && b[0].is_ascii_lowercase() && b.iter().all(|&c| key_char(c))
+            !b.is_empty()
+                && b.len() <= 256
+                && b[0].is_ascii_lowercase()
+                && b.iter().all(|&c| key_char(c))
         }
         Some((tenant, system)) => {
             let (t, s) = (tenant.as_bytes(), system.as_bytes());
@@ -311,7 +314,11 @@ impl TraceState {
 }
 
 fn header_len(members: &[(String, String)]) -> usize {
-    members.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>() + members.len().saturating_sub(1)
+    members
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 1)
+        .sum::<usize>()
+        + members.len().saturating_sub(1)
 }
 
 fn truncate(mut members: Vec<(String, String)>) -> Vec<(String, String)> {
@@ -455,17 +462,50 @@ mod tests {
     fn rejects_what_version_00_forbids() {
         let bad = [
             ("", "short"),
-            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "ff"),
-            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "upper trace"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", "upper parent"),
-            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "zero trace"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "zero parent"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g", "flags"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", "v00 extra"),
-            ("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "separator"),
-            ("0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01a", "short version"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01xx", "short trace"),
-            ("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", "future no dash"),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "ff",
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                "upper trace",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+                "upper parent",
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "zero trace",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                "zero parent",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+                "flags",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                "v00 extra",
+            ),
+            (
+                "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "separator",
+            ),
+            (
+                "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01a",
+                "short version",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01xx",
+                "short trace",
+            ),
+            (
+                "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+                "future no dash",
+            ),
         ];
         for (v, why) in bad {
             assert!(Traceparent::parse(v).is_err(), "{why}: {v:?} accepted");
@@ -474,11 +514,14 @@ mod tests {
 
     #[test]
     fn accepts_future_versions_with_extra_fields() {
-        let tp =
-            Traceparent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future")
-                .unwrap();
+        let tp = Traceparent::parse(
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future",
+        )
+        .unwrap();
         assert_eq!(tp.version, 0xcc);
-        assert!(Traceparent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_ok());
+        assert!(
+            Traceparent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_ok()
+        );
     }
 
     #[test]
@@ -499,11 +542,26 @@ mod tests {
 
     #[test]
     fn tracestate_grammar() {
-        let ok = TraceState::parse([" rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE,tenant@sys=x y"]).unwrap();
+        let ok = TraceState::parse([" rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE,tenant@sys=x y"])
+            .unwrap();
         assert_eq!(ok.members().len(), 3);
         assert_eq!(ok.get("congo"), Some("t61rcWkgMzE"));
-        assert_eq!(ok.header(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,tenant@sys=x y");
-        for bad in ["Rojo=1", "rojo", "rojo=a,rojo=b", "a@=1", "@b=1", "a@toolongsystemid1=1", "k=", "k=a=b", "k=v\u{7f}", "k=a,b"] {
+        assert_eq!(
+            ok.header(),
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,tenant@sys=x y"
+        );
+        for bad in [
+            "Rojo=1",
+            "rojo",
+            "rojo=a,rojo=b",
+            "a@=1",
+            "@b=1",
+            "a@toolongsystemid1=1",
+            "k=",
+            "k=a=b",
+            "k=v\u{7f}",
+            "k=a,b",
+        ] {
             assert!(TraceState::parse([bad]).is_err(), "{bad:?} accepted");
         }
         let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
@@ -512,7 +570,13 @@ mod tests {
             Err(TraceStateError::TooManyMembers(33))
         ));
         let thirty_two: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
-        assert_eq!(TraceState::parse([thirty_two.join(",").as_str()]).unwrap().members().len(), 32);
+        assert_eq!(
+            TraceState::parse([thirty_two.join(",").as_str()])
+                .unwrap()
+                .members()
+                .len(),
+            32
+        );
     }
 
     #[test]
@@ -525,7 +589,9 @@ mod tests {
     #[test]
     fn oversized_tracestate_drops_large_members_first() {
         let big = format!("big={}", "x".repeat(200));
-        let small: Vec<String> = (0..20).map(|i| format!("k{i}={}", "y".repeat(20))).collect();
+        let small: Vec<String> = (0..20)
+            .map(|i| format!("k{i}={}", "y".repeat(20)))
+            .collect();
         let header = format!("{big},{}", small.join(","));
         let s = TraceState::parse([header.as_str()]).unwrap();
         assert!(s.get("big").is_none());
@@ -545,7 +611,10 @@ mod tests {
 
     #[test]
     fn insert_moves_key_to_front() {
-        let s = TraceState::parse(["a=1,b=2"]).unwrap().insert("b", "3").unwrap();
+        let s = TraceState::parse(["a=1,b=2"])
+            .unwrap()
+            .insert("b", "3")
+            .unwrap();
         assert_eq!(s.header(), "b=3,a=1");
     }
 

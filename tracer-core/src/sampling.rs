@@ -66,7 +66,10 @@ mod tests {
         let ids: Vec<TraceId> = (0..20_000).map(|_| TraceId::random()).collect();
         let s = Sampler::TraceIdRatio(0.25);
         let kept = ids.iter().filter(|&&id| s.should_sample(None, id)).count();
-        assert!((4_000..6_000).contains(&kept), "kept {kept} of 20000 at 0.25");
+        assert!(
+            (4_000..6_000).contains(&kept),
+            "kept {kept} of 20000 at 0.25"
+        );
         for &id in &ids[..100] {
             assert_eq!(s.should_sample(None, id), s.should_sample(None, id));
         }
@@ -78,8 +81,20 @@ mod tests {
     fn parent_based_follows_the_flag() {
         let s = Sampler::ParentBased(Box::new(Sampler::AlwaysOff));
         let id = TraceId::random();
-        let sampled = SpanContext::new(id, SpanId::random(), TraceFlags::SAMPLED, true, TraceState::EMPTY);
-        let unsampled = SpanContext::new(id, SpanId::random(), TraceFlags::NONE, true, TraceState::EMPTY);
+        let sampled = SpanContext::new(
+            id,
+            SpanId::random(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::EMPTY,
+        );
+        let unsampled = SpanContext::new(
+            id,
+            SpanId::random(),
+            TraceFlags::NONE,
+            true,
+            TraceState::EMPTY,
+        );
         assert!(s.should_sample(Some(&sampled), id));
         assert!(!s.should_sample(Some(&unsampled), id));
         assert!(!s.should_sample(None, id));

@@ -138,7 +138,10 @@ impl Parse for TracedArgs {
             input.parse::<Token![,]>()?;
         }
         if let (Some(root), Some(_)) = (args.root, &args.parent) {
-            return Err(syn::Error::new(root, "`root` and `parent` cannot be used together"));
+            return Err(syn::Error::new(
+                root,
+                "`root` and `parent` cannot be used together",
+            ));
         }
         Ok(args)
     }
@@ -200,7 +203,10 @@ impl Parse for HandlerArgs {
         }
         let msg_type: LitStr = input.parse()?;
         if msg_type.value().is_empty() {
-            return Err(syn::Error::new(msg_type.span(), "the message type cannot be empty"));
+            return Err(syn::Error::new(
+                msg_type.span(),
+                "the message type cannot be empty",
+            ));
         }
         let mut args = HandlerArgs {
             msg_type,
@@ -216,12 +222,12 @@ impl Parse for HandlerArgs {
             match flag.to_string().as_str() {
                 "always_reply" => args.always_reply = true,
                 "own_span" => args.own_span = true,
-                other => {
-                    return Err(syn::Error::new(
-                        flag.span(),
-                        format!("unknown `handler` option `{other}`: expected `always_reply` or `own_span`"),
-                    ))
-                }
+                other => return Err(syn::Error::new(
+                    flag.span(),
+                    format!(
+                        "unknown `handler` option `{other}`: expected `always_reply` or `own_span`"
+                    ),
+                )),
             }
         }
         Ok(args)

@@ -101,7 +101,9 @@ pub(crate) fn traced(args: TracedArgs, item: ItemFn) -> syn::Result<TokenStream>
     let parent = match (&args.parent, args.root) {
         // Cloned, so that `parent = ctx` does not move an argument the span
         // then records.
-        (Some(p), _) => quote!(.parent_or_root(::core::convert::Into::<::core::option::Option<::tracer_core::SpanContext>>::into(::core::clone::Clone::clone(&(#p))))),
+        (Some(p), _) => {
+            quote!(.parent_or_root(::core::convert::Into::<::core::option::Option<::tracer_core::SpanContext>>::into(::core::clone::Clone::clone(&(#p)))))
+        }
         (None, Some(_)) => quote!(.root()),
         (None, None) => quote!(),
     };
@@ -191,10 +193,16 @@ pub(crate) fn traced(args: TracedArgs, item: ItemFn) -> syn::Result<TokenStream>
 pub(crate) fn handler(args: HandlerArgs, item: ItemFn) -> syn::Result<TokenStream> {
     let sig = &item.sig;
     if let Some(a) = &sig.asyncness {
-        return Err(syn::Error::new_spanned(a, "a handler must be a plain `fn`: the node runs handlers synchronously"));
+        return Err(syn::Error::new_spanned(
+            a,
+            "a handler must be a plain `fn`: the node runs handlers synchronously",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&sig.generics, "a handler cannot be generic: its request type must be known to deserialize it"));
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "a handler cannot be generic: its request type must be known to deserialize it",
+        ));
     }
     if sig.inputs.len() != 2 {
         return Err(syn::Error::new_spanned(
@@ -205,7 +213,8 @@ pub(crate) fn handler(args: HandlerArgs, item: ItemFn) -> syn::Result<TokenStrea
     let mut inputs = sig.inputs.iter();
     let first = inputs.next().expect("two inputs");
     match first {
-        FnArg::Typed(pt) if matches!(pt.ty.as_ref(), Type::Reference(r) if r.mutability.is_some()) => {}
+        FnArg::Typed(pt) if matches!(pt.ty.as_ref(), Type::Reference(r) if r.mutability.is_some()) =>
+            {}
         other => {
             return Err(syn::Error::new_spanned(
                 other,
@@ -214,20 +223,22 @@ pub(crate) fn handler(args: HandlerArgs, item: ItemFn) -> syn::Result<TokenStrea
         }
     }
     let second = inputs.next().expect("two inputs");
-    let req_ty = match second {
-        FnArg::Typed(pt) => match pt.ty.as_ref() {
-            Type::Reference(r) => {
-                return Err(syn::Error::new_spanned(
+    let req_ty =
+        match second {
+            FnArg::Typed(pt) => match pt.ty.as_ref() {
+                Type::Reference(r) => return Err(syn::Error::new_spanned(
                     r,
                     "the request must be taken by value: it is deserialized from the message body",
-                ))
+                )),
+                ty => ty.clone(),
+            },
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "a handler cannot take `self`",
+                ));
             }
-            ty => ty.clone(),
-        },
-        other => {
-            return Err(syn::Error::new_spanned(other, "a handler cannot take `self`"));
-        }
-    };
+        };
     if let ReturnType::Default = sig.output {
         return Err(syn::Error::new_spanned(
             &sig.ident,

@@ -22,6 +22,8 @@
 //! assert_eq!(span.attribute("http.route").unwrap().as_str(), Some("/users/:id"));
 //! ```
 
+#![warn(missing_docs)]
+
 mod attr;
 mod expand;
 

@@ -91,7 +91,8 @@ fn serve(input: &str) -> Vec<String> {
     let registry = Registry::collect().expect("no duplicate handler types");
     let mut node = Node::new(registry, Config::default()).expect("no export configured");
     let mut out = Vec::new();
-    node.run(std::io::Cursor::new(input.as_bytes().to_vec()), &mut out).unwrap();
+    node.run(std::io::Cursor::new(input.as_bytes().to_vec()), &mut out)
+        .unwrap();
     String::from_utf8(out)
         .unwrap()
         .lines()

@@ -78,7 +78,10 @@ impl Cli {
     fn overrides(self) -> HashMap<&'static str, String> {
         [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp_endpoint),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", self.otlp_traces_endpoint),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                self.otlp_traces_endpoint,
+            ),
             ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", self.otlp_logs_endpoint),
             ("OTEL_EXPORTER_OTLP_HEADERS", self.otlp_headers),
             ("TRACER_EXPORT_FILE", self.export_file),

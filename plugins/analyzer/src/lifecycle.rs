@@ -598,10 +598,15 @@ mod tests {
 
     #[test]
     fn python_binding_after_a_block_header_is_not_an_annotation() {
-        for header in ["if ready:", "with tracer.start_as_current_span('outer') as outer:", "for x in xs:"] {
+        for header in [
+            "if ready:",
+            "with tracer.start_as_current_span('outer') as outer:",
+            "for x in xs:",
+        ] {
             let code = format!("def handle(req):\n    {header}\n        s = tracer.start_span('inner')\n        s.end()\n");
             assert!(warnings(&code, Language::Python).is_empty(), "{code}");
-            let leak = format!("def handle(req):\n    {header}\n        s = tracer.start_span('inner')\n");
+            let leak =
+                format!("def handle(req):\n    {header}\n        s = tracer.start_span('inner')\n");
             assert_eq!(warnings(&leak, Language::Python), never("inner"), "{leak}");
         }
     }

@@ -143,7 +143,14 @@ pub(super) struct Outcome {
 
 type Done = Box<dyn FnOnce(&mut Ctx<'_>, Outcome) + Send>;
 
-fn server_span(ctx: &Ctx<'_>, service: &str, name: &str, method: &str, path: &str, parent: Option<SpanContext>) -> Span {
+fn server_span(
+    ctx: &Ctx<'_>,
+    service: &str,
+    name: &str,
+    method: &str,
+    path: &str,
+    parent: Option<SpanContext>,
+) -> Span {
     ctx.tracer()
         .span_builder(name.to_owned())
         .kind(SpanKind::Server)
@@ -280,7 +287,10 @@ impl Upstream {
 #[handler("hop", own_span)]
 pub fn hop(ctx: &mut Ctx<'_>, req: Hop) -> Result<Deferred, Error> {
     if req.services.is_empty() {
-        return Err(Error::bad_field("services", "must name at least one service"));
+        return Err(Error::bad_field(
+            "services",
+            "must name at least one service",
+        ));
     }
     let parent = ctx.incoming().cloned();
     if let (Some(p), Some(src)) = (&parent, ctx.src().map(str::to_owned)) {
@@ -336,7 +346,13 @@ pub(super) fn finish_entry(to: ReplyTo, spell_hex: bool, method: String, path: S
     Box::new(move |ctx, outcome| {
         let name = format!("{method} {path}");
         let trace = outcome.trace;
-        let spelled = |t: TraceId| if spell_hex { t.to_hex() } else { t.to_uuid_string() };
+        let spelled = |t: TraceId| {
+            if spell_hex {
+                t.to_hex()
+            } else {
+                t.to_uuid_string()
+            }
+        };
         super::log_hops(ctx, trace, &name, spelled);
         let reply = super::TraceComplete {
             trace_id: trace.map_or_else(|| TraceId::random().to_uuid_string(), spelled),

@@ -248,7 +248,8 @@ mod tests {
 
     #[test]
     fn envelope_and_bare_body() {
-        let m = parse_line(r#"{"src":"c1","dest":"n1","sampling_rate":0.01,"body":{"type":"x"}}"#).unwrap();
+        let m = parse_line(r#"{"src":"c1","dest":"n1","sampling_rate":0.01,"body":{"type":"x"}}"#)
+            .unwrap();
         assert_eq!(m.src.unwrap().0, "c1");
         assert_eq!(m.dest.unwrap().0, "n1");
         assert_eq!(m.body.get(), r#"{"type":"x"}"#);
@@ -262,7 +263,9 @@ mod tests {
     fn rejects_non_objects_and_bad_json() {
         assert!(parse_line("[1,2]").unwrap_err().contains("JSON object"));
         assert!(parse_line("{nope").unwrap_err().contains("not valid JSON"));
-        assert!(parse_line(r#"{"src":1,"body":{}}"#).unwrap_err().contains("`src`"));
+        assert!(parse_line(r#"{"src":1,"body":{}}"#)
+            .unwrap_err()
+            .contains("`src`"));
     }
 
     #[test]

@@ -191,7 +191,10 @@ fn sampler(get: Lookup<'_>) -> Result<Sampler, String> {
 }
 
 fn export(get: Lookup<'_>, d: &ExportConfig) -> Result<ExportConfig, String> {
-    let disabled = matches!(get("OTEL_SDK_DISABLED").as_deref().map(str::trim), Some("true"));
+    let disabled = matches!(
+        get("OTEL_SDK_DISABLED").as_deref().map(str::trim),
+        Some("true")
+    );
     let base = get("OTEL_EXPORTER_OTLP_ENDPOINT")
         .map(|v| endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v))
         .transpose()?;
@@ -208,12 +211,24 @@ fn export(get: Lookup<'_>, d: &ExportConfig) -> Result<ExportConfig, String> {
                 .map(|b| format!("{}/{path}", b.trim_end_matches('/')))),
         }
     };
-    let traces = signal("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "OTEL_TRACES_EXPORTER")?;
-    let logs = signal("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "OTEL_LOGS_EXPORTER")?;
+    let traces = signal(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "v1/traces",
+        "OTEL_TRACES_EXPORTER",
+    )?;
+    let logs = signal(
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "v1/logs",
+        "OTEL_LOGS_EXPORTER",
+    )?;
     let bd = d.batch;
     let batch = BatchSettings {
         max_queue_size: positive(get, "OTEL_BSP_MAX_QUEUE_SIZE", bd.max_queue_size)?,
-        max_export_batch_size: positive(get, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", bd.max_export_batch_size)?,
+        max_export_batch_size: positive(
+            get,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            bd.max_export_batch_size,
+        )?,
         schedule_delay: millis(get, "OTEL_BSP_SCHEDULE_DELAY", bd.schedule_delay)?,
         export_timeout: millis(get, "OTEL_BSP_EXPORT_TIMEOUT", bd.export_timeout)?,
     };
@@ -270,7 +285,11 @@ impl Config {
         Ok(Config {
             max_logs: positive(get, "TRACER_MAX_LOGS", d.max_logs)?,
             max_traces: positive(get, "TRACER_MAX_TRACES", d.max_traces)?,
-            max_spans_per_trace: positive(get, "TRACER_MAX_SPANS_PER_TRACE", d.max_spans_per_trace)?,
+            max_spans_per_trace: positive(
+                get,
+                "TRACER_MAX_SPANS_PER_TRACE",
+                d.max_spans_per_trace,
+            )?,
             max_line: positive(get, "TRACER_MAX_LINE", d.max_line)?,
             debug_handlers: debug,
             sampler: sampler(get)?,
@@ -285,8 +304,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> Result<Config, String> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(&move |k| m.get(k).cloned())
     }
 
@@ -294,9 +315,15 @@ mod tests {
     fn otel_variables() {
         let c = with(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
-            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://127.0.0.1:9999/logs"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "http://127.0.0.1:9999/logs",
+            ),
             ("OTEL_SERVICE_NAME", "checkout"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,team=a%20b"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod,team=a%20b",
+            ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret"),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
@@ -304,13 +331,22 @@ mod tests {
         ])
         .unwrap();
         let e = &c.export;
-        assert_eq!(e.traces_endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
-        assert_eq!(e.logs_endpoint.as_deref(), Some("http://127.0.0.1:9999/logs"));
+        assert_eq!(
+            e.traces_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(
+            e.logs_endpoint.as_deref(),
+            Some("http://127.0.0.1:9999/logs")
+        );
         assert_eq!(e.service_name, "checkout");
         assert_eq!(e.resource[1], ("team".to_owned(), "a b".to_owned()));
         assert_eq!(e.headers[0].0, "api-key");
         assert_eq!(e.batch.schedule_delay, Duration::from_millis(200));
-        assert_eq!(c.sampler, Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(0.25))));
+        assert_eq!(
+            c.sampler,
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(0.25)))
+        );
     }
 
     #[test]

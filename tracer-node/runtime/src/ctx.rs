@@ -3,15 +3,15 @@
 
 use crate::codec::{CowStr, Envelope, ReplyBody, SentBody};
 use crate::config::Config;
+use crate::error::Error;
+use crate::export::ExportStats;
 use crate::node::Shared;
+use crate::otlp::TimedLog;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::{Any, TypeId};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
-use crate::error::Error;
-use crate::export::ExportStats;
-use crate::otlp::TimedLog;
 use tracer_core::{
     now_unix_nanos, LogEntry, LogStore, Span, SpanContext, SpanId, SpanKind, TraceStore,
     Traceparent, Tracer,
@@ -271,7 +271,8 @@ impl<'a> Ctx<'a> {
 
     /// Answers a deferred request with an error.
     pub fn error_to(&mut self, to: &ReplyTo, e: &Error) {
-        self.shared.write_error(&to.src, &to.dest, to.in_reply_to, e);
+        self.shared
+            .write_error(&to.src, &to.dest, to.in_reply_to, e);
     }
 }
 

@@ -139,7 +139,12 @@ mod tests {
         assert_eq!(e.code, ErrorCode::MalformedRequest);
         assert_eq!(e.text, "missing field `message`");
         let e = decode::<Req>(&raw(r#"{"message":42}"#)).unwrap_err();
-        assert!(e.text.starts_with("field `message`: invalid type: integer `42`"), "{}", e.text);
+        assert!(
+            e.text
+                .starts_with("field `message`: invalid type: integer `42`"),
+            "{}",
+            e.text
+        );
         let e = decode::<Req>(&raw(r#"{"message":"m","limit":-1}"#)).unwrap_err();
         assert!(e.text.starts_with("field `limit`:"), "{}", e.text);
         assert!(!e.text.contains("column"), "{}", e.text);

@@ -90,14 +90,21 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 
 impl Sink for HttpSink {
     fn send(&self, body: &str) -> Sent {
-        let mut req = self.agent.post(&self.url).header("Content-Type", "application/json");
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
         match req.send(body) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let after = retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+                let after = retry_after(
+                    resp.headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()),
+                );
                 match status {
                     200..=299 => Sent::Ok,
                     429 | 500..=599 => Sent::Retry {
@@ -123,7 +130,10 @@ pub struct FileSink {
 impl FileSink {
     /// Appends to `path`, creating it.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(FileSink {
             file: Mutex::new(BufWriter::new(file)),
         })
@@ -207,7 +217,10 @@ impl<T: Send + 'static> Inner<T> {
                     return;
                 }
                 Sent::Fail(why) => {
-                    eprintln!("tracer-node: {} export refused ({why}); {n} dropped", self.name);
+                    eprintln!(
+                        "tracer-node: {} export refused ({why}); {n} dropped",
+                        self.name
+                    );
                     self.dropped.fetch_add(n, Ordering::Relaxed);
                     return;
                 }
@@ -228,7 +241,9 @@ impl<T: Send + 'static> Inner<T> {
                             .deadline
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+                            .map_or(Duration::ZERO, |d| {
+                                d.saturating_duration_since(Instant::now())
+                            });
                         std::thread::sleep(wait.min(left));
                     } else {
                         self.pause(wait);
@@ -257,7 +272,13 @@ impl<T: Send + 'static> Inner<T> {
             if !batch.is_empty() {
                 self.send_batch(batch);
             }
-            if done && self.items.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            if done
+                && self
+                    .items
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+            {
                 return;
             }
         }
@@ -325,7 +346,12 @@ impl<T: Send + 'static> ExportQueue<T> {
         ExportStats {
             exported: self.inner.exported.load(Ordering::Relaxed),
             dropped: self.inner.dropped.load(Ordering::Relaxed),
-            queued: self.inner.items.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            queued: self
+                .inner
+                .items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len() as u64,
             retries: self.inner.retries.load(Ordering::Relaxed),
         }
     }
@@ -333,14 +359,20 @@ impl<T: Send + 'static> ExportQueue<T> {
     /// Sends everything queued, giving up at `deadline`; what is left then
     /// is dropped and counted.
     pub fn shutdown(&self, deadline: Instant) -> ExportStats {
-        *self.inner.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         self.inner.shutdown.store(true, Ordering::Release);
         self.inner.wake.notify_all();
         if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = w.join();
         }
         let left = std::mem::take(&mut *self.inner.items.lock().unwrap_or_else(|e| e.into_inner()));
-        self.inner.dropped.fetch_add(left.len() as u64, Ordering::Relaxed);
+        self.inner
+            .dropped
+            .fetch_add(left.len() as u64, Ordering::Relaxed);
         self.stats()
     }
 }
@@ -360,7 +392,10 @@ mod tests {
         fn send(&self, body: &str) -> Sent {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             if n < self.fail_first {
-                return Sent::Retry { after: Some(Duration::from_millis(1)), why: "down".into() };
+                return Sent::Retry {
+                    after: Some(Duration::from_millis(1)),
+                    why: "down".into(),
+                };
             }
             self.bodies.lock().unwrap().push(body.to_owned());
             Sent::Ok
@@ -378,7 +413,11 @@ mod tests {
 
     #[test]
     fn retries_until_the_sink_accepts_and_batches_by_size() {
-        let sink = Arc::new(Flaky { fail_first: 3, calls: AtomicUsize::new(0), bodies: Mutex::new(Vec::new()) });
+        let sink = Arc::new(Flaky {
+            fail_first: 3,
+            calls: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
+        });
         let q: ExportQueue<u32> = ExportQueue::start(
             "test",
             Box::new(sink.clone()),
@@ -393,12 +432,19 @@ mod tests {
         assert_eq!(st.dropped, 0);
         assert_eq!(st.retries, 3);
         let bodies = sink.bodies.lock().unwrap();
-        assert!(bodies.iter().all(|b| b.matches(',').count() < 4), "batches of at most 4: {bodies:?}");
+        assert!(
+            bodies.iter().all(|b| b.matches(',').count() < 4),
+            "batches of at most 4: {bodies:?}"
+        );
     }
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_a_dead_sink_drops_at_the_deadline() {
-        let sink = Arc::new(Flaky { fail_first: usize::MAX, calls: AtomicUsize::new(0), bodies: Mutex::new(Vec::new()) });
+        let sink = Arc::new(Flaky {
+            fail_first: usize::MAX,
+            calls: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
+        });
         let q: ExportQueue<u32> = ExportQueue::start(
             "test",
             Box::new(sink.clone()),
@@ -410,7 +456,10 @@ mod tests {
         }
         let start = Instant::now();
         let st = q.shutdown(Instant::now() + Duration::from_millis(200));
-        assert!(start.elapsed() < Duration::from_secs(3), "gave up near the deadline");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "gave up near the deadline"
+        );
         assert_eq!(st.exported, 0);
         assert_eq!(st.dropped, 50, "every item is counted: {st:?}");
         assert_eq!(st.queued, 0);

@@ -145,7 +145,10 @@ impl Input {
             // About to wait: nothing may sit in an output buffer meanwhile.
             idle()?;
             let got = match deadline {
-                Some(d) => match self.rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Some(d) => match self
+                    .rx
+                    .recv_timeout(d.saturating_duration_since(Instant::now()))
+                {
                     Ok(got) => got,
                     Err(RecvTimeoutError::Timeout) => return Ok(Next::Timeout),
                     Err(RecvTimeoutError::Disconnected) => {
@@ -180,7 +183,10 @@ mod tests {
         let mut idle = || Ok(());
         assert_eq!(input.next(100_000, None, &mut idle).unwrap(), Next::Line);
         assert_eq!(input.line, b"short");
-        assert_eq!(input.next(100_000, None, &mut idle).unwrap(), Next::TooLong(200_000));
+        assert_eq!(
+            input.next(100_000, None, &mut idle).unwrap(),
+            Next::TooLong(200_000)
+        );
         assert_eq!(input.next(100_000, None, &mut idle).unwrap(), Next::Line);
         assert_eq!(input.line, b"ok");
         assert_eq!(input.next(100_000, None, &mut idle).unwrap(), Next::Line);
@@ -194,10 +200,14 @@ mod tests {
         let mut input = Input::spawn(r);
         let mut idled = 0;
         let got = input
-            .next(100, Some(Instant::now() + Duration::from_millis(30)), || {
-                idled += 1;
-                Ok(())
-            })
+            .next(
+                100,
+                Some(Instant::now() + Duration::from_millis(30)),
+                || {
+                    idled += 1;
+                    Ok(())
+                },
+            )
             .unwrap();
         assert_eq!(got, Next::Timeout);
         assert_eq!(idled, 1);

@@ -2,13 +2,13 @@
 //! reply; flush only when about to wait for input.
 
 use crate::codec::{self, Envelope, ErrorBody, Line};
-use crate::ctx::Pending;
-use crate::input::{Input, Next};
 use crate::config::Config;
-use crate::export::{BatchSettings, ExportQueue, ExportStats, FileSink, HttpSink, Sink};
-use crate::otlp::{self, TimedLog};
+use crate::ctx::Pending;
 use crate::ctx::{Ctx, Request};
 use crate::error::{Error, ErrorCode};
+use crate::export::{BatchSettings, ExportQueue, ExportStats, FileSink, HttpSink, Sink};
+use crate::input::{Input, Next};
+use crate::otlp::{self, TimedLog};
 use crate::registry::Registry;
 use crate::sidecar;
 use serde::{Deserialize, Serialize};
@@ -65,7 +65,13 @@ impl Shared {
         }
     }
 
-    pub(crate) fn write_error(&mut self, src: &str, dest: &str, in_reply_to: Option<u64>, e: &Error) {
+    pub(crate) fn write_error(
+        &mut self,
+        src: &str,
+        dest: &str,
+        in_reply_to: Option<u64>,
+        e: &Error,
+    ) {
         self.write_line(&Envelope {
             src,
             dest,
@@ -105,7 +111,9 @@ fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>
             .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
         return Ok(Some(Box::new(f)));
     }
-    Ok(endpoint.map(|url| Box::new(HttpSink::new(url, &e.headers, e.batch.export_timeout)) as Box<dyn Sink>))
+    Ok(endpoint.map(|url| {
+        Box::new(HttpSink::new(url, &e.headers, e.batch.export_timeout)) as Box<dyn Sink>
+    }))
 }
 
 fn batch(config: &Config) -> BatchSettings {
@@ -180,7 +188,9 @@ impl Node {
                 Some(Arc::new(ExportQueue::start(
                     "traces",
                     s,
-                    Box::new(move |spans: &[SpanData]| otlp::encode_spans(&resource, &service, spans)),
+                    Box::new(move |spans: &[SpanData]| {
+                        otlp::encode_spans(&resource, &service, spans)
+                    }),
                     batch(&config),
                 )))
             }
@@ -250,9 +260,15 @@ impl Node {
     /// bridges the `log` crate into its log store. Call once, in `main`.
     pub fn install_globals(&self) {
         if global::set_tracer(self.shared.tracer.clone()).is_err() {
-            eprintln!("tracer-node: a global tracer was already installed; #[traced] spans go there");
+            eprintln!(
+                "tracer-node: a global tracer was already installed; #[traced] spans go there"
+            );
         }
-        let bridge = LogBridge::new(self.shared.logs.clone(), "tracer-node", log::LevelFilter::Info);
+        let bridge = LogBridge::new(
+            self.shared.logs.clone(),
+            "tracer-node",
+            log::LevelFilter::Info,
+        );
         if bridge.install().is_err() {
             eprintln!("tracer-node: a logger was already installed; log records are not stored");
         }
@@ -261,7 +277,11 @@ impl Node {
     /// Serves lines from `input` until it closes, writing replies to
     /// `output`; then waits for the RPCs in flight (until their deadlines)
     /// and delivers what the exporters hold.
-    pub fn run<R: Read + Send + 'static, W: Write>(&mut self, input: R, mut output: W) -> io::Result<()> {
+    pub fn run<R: Read + Send + 'static, W: Write>(
+        &mut self,
+        input: R,
+        mut output: W,
+    ) -> io::Result<()> {
         // Read directly (fastest) until a timer must be waited for together
         // with input; then hand the reader to a thread of its own.
         let mut direct = Some(BufReader::with_capacity(64 << 10, input));
@@ -464,9 +484,12 @@ impl Node {
         let head = match codec::parse_head(msg.body) {
             Ok(h) => h,
             Err(why) => {
-                return self
-                    .shared
-                    .write_error(&reply_src, &reply_dest, None, &Error::malformed(why))
+                return self.shared.write_error(
+                    &reply_src,
+                    &reply_dest,
+                    None,
+                    &Error::malformed(why),
+                )
             }
         };
         let msg_id = match head.msg_id.map(|r| serde_json::from_str::<u64>(r.get())) {
@@ -477,7 +500,10 @@ impl Node {
                 return self.shared.write_error(&reply_src, &reply_dest, None, &e);
             }
         };
-        let msg_type: Cow<'_, str> = match head.msg_type.map(|r| serde_json::from_str::<Cow<'_, str>>(r.get())) {
+        let msg_type: Cow<'_, str> = match head
+            .msg_type
+            .map(|r| serde_json::from_str::<Cow<'_, str>>(r.get()))
+        {
             Some(Ok(t)) => t,
             None => {
                 let e = Error::malformed("missing field `type`");
@@ -499,7 +525,9 @@ impl Node {
             if let Some(p) = self.shared.pending.remove(&id) {
                 let mut span = p.span;
                 if msg_type == "error" {
-                    span.set_status(Status::Error(Cow::Borrowed("the peer answered with an error")));
+                    span.set_status(Status::Error(Cow::Borrowed(
+                        "the peer answered with an error",
+                    )));
                 }
                 let client = span.context().clone();
                 drop(span);
@@ -574,7 +602,11 @@ impl Node {
             Ok(Err(e)) => Some(e),
             Err(payload) => Some(Error::new(
                 ErrorCode::Crash,
-                format!("handler {} panicked: {}", handler.name, panic_text(&*payload)),
+                format!(
+                    "handler {} panicked: {}",
+                    handler.name,
+                    panic_text(&*payload)
+                ),
             )),
         };
         if let Some(e) = error {
@@ -591,7 +623,13 @@ impl Node {
         }
     }
 
-    fn init(&mut self, body: &serde_json::value::RawValue, msg_id: Option<u64>, src: &str, dest: &str) {
+    fn init(
+        &mut self,
+        body: &serde_json::value::RawValue,
+        msg_id: Option<u64>,
+        src: &str,
+        dest: &str,
+    ) {
         match crate::error::decode::<Init>(body) {
             Ok(init) => {
                 self.shared.node_id = Some(init.node_id);

@@ -8,8 +8,10 @@ use tracer_core::{Array, KeyValue, LogEntry, SpanData, SpanId, SpanKind, Status,
 /// `service.name`, the one resource attribute every export carries.
 pub const SERVICE_NAME: &str = "service.name";
 
+/// The variant names are the OTLP JSON field names.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[allow(clippy::enum_variant_names)]
 enum AnyValue<'a> {
     StringValue(&'a str),
     BoolValue(bool),
@@ -28,7 +30,10 @@ fn any(v: &Value) -> AnyValue<'_> {
             values: match a {
                 Array::String(v) => v.iter().map(|s| AnyValue::StringValue(s)).collect(),
                 Array::Bool(v) => v.iter().map(|b| AnyValue::BoolValue(*b)).collect(),
-                Array::I64(v) => v.iter().map(|i| AnyValue::IntValue(i.to_string())).collect(),
+                Array::I64(v) => v
+                    .iter()
+                    .map(|i| AnyValue::IntValue(i.to_string()))
+                    .collect(),
                 Array::F64(v) => v.iter().map(|f| AnyValue::DoubleValue(*f)).collect(),
             },
         },
@@ -189,10 +194,14 @@ fn resource<'a>(base: &'a [(String, String)], service: &'a str) -> Resource<'a> 
         key: SERVICE_NAME,
         value: AnyValue::StringValue(service),
     }];
-    attributes.extend(base.iter().filter(|(k, _)| k != SERVICE_NAME).map(|(k, v)| Attr {
-        key: k,
-        value: AnyValue::StringValue(v),
-    }));
+    attributes.extend(
+        base.iter()
+            .filter(|(k, _)| k != SERVICE_NAME)
+            .map(|(k, v)| Attr {
+                key: k,
+                value: AnyValue::StringValue(v),
+            }),
+    );
     Resource { attributes }
 }
 
@@ -216,7 +225,10 @@ pub fn encode_spans(
             .into_iter()
             .map(|(service, spans)| ResourceSpans {
                 resource: resource(base, service),
-                scope_spans: vec![ScopeSpans { scope: SCOPE, spans }],
+                scope_spans: vec![ScopeSpans {
+                    scope: SCOPE,
+                    spans,
+                }],
             })
             .collect(),
     };
@@ -363,9 +375,12 @@ mod tests {
             drop(root);
         }
         let spans = mem.take();
-        let json: serde_json::Value =
-            serde_json::from_str(&encode_spans(&[("deployment".into(), "test".into())], "node", &spans))
-                .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&encode_spans(
+            &[("deployment".into(), "test".into())],
+            "node",
+            &spans,
+        ))
+        .unwrap();
         let rs = json["resourceSpans"].as_array().unwrap();
         assert_eq!(rs.len(), 2, "one resource per service: {json}");
         let web = rs
@@ -407,7 +422,10 @@ mod tests {
         };
         let json: serde_json::Value = serde_json::from_str(&encode_logs(
             &[],
-            &[entry("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"), entry("abc123")],
+            &[
+                entry("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
+                entry("abc123"),
+            ],
         ))
         .unwrap();
         let recs = &json["resourceLogs"][0]["scopeLogs"][0]["logRecords"];

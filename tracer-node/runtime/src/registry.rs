@@ -115,18 +115,48 @@ mod tests {
         Ok(())
     }
 
-    static A: Handler = Handler { msg_type: "echo", name: "plugin_a::echo", call: noop, always_reply: false, own_span: false };
-    static B: Handler = Handler { msg_type: "echo", name: "plugin_b::echo", call: noop, always_reply: false, own_span: false };
-    static C: Handler = Handler { msg_type: "other", name: "plugin_c::other", call: noop, always_reply: false, own_span: false };
-    static INIT: Handler = Handler { msg_type: "init", name: "plugin_d::init", call: noop, always_reply: false, own_span: false };
+    static A: Handler = Handler {
+        msg_type: "echo",
+        name: "plugin_a::echo",
+        call: noop,
+        always_reply: false,
+        own_span: false,
+    };
+    static B: Handler = Handler {
+        msg_type: "echo",
+        name: "plugin_b::echo",
+        call: noop,
+        always_reply: false,
+        own_span: false,
+    };
+    static C: Handler = Handler {
+        msg_type: "other",
+        name: "plugin_c::other",
+        call: noop,
+        always_reply: false,
+        own_span: false,
+    };
+    static INIT: Handler = Handler {
+        msg_type: "init",
+        name: "plugin_d::init",
+        call: noop,
+        always_reply: false,
+        own_span: false,
+    };
 
     #[test]
     fn duplicate_types_name_both_handlers() {
         let err = Registry::build([&A, &C, &B]).unwrap_err();
         assert_eq!(err.msg_type, "echo");
         let text = err.to_string();
-        assert!(text.contains("plugin_a::echo") && text.contains("plugin_b::echo"), "{text}");
-        assert!(Registry::build([&INIT]).unwrap_err().to_string().contains("plugin_d::init"));
+        assert!(
+            text.contains("plugin_a::echo") && text.contains("plugin_b::echo"),
+            "{text}"
+        );
+        assert!(Registry::build([&INIT])
+            .unwrap_err()
+            .to_string()
+            .contains("plugin_d::init"));
     }
 
     #[test]
