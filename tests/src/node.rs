@@ -35,9 +35,13 @@ fn locate_bin() -> PathBuf {
         return p;
     }
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test>-<hash>  ->  target/<profile>
+    // target/<profile>/deps/<test>-<hash> or target/<profile>/examples/<name>
+    //   ->  target/<profile>
     let mut profile_dir = exe.parent().expect("exe has a parent").to_path_buf();
-    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+    if profile_dir
+        .file_name()
+        .is_some_and(|n| n == "deps" || n == "examples")
+    {
         profile_dir.pop();
     }
     let bin = profile_dir.join(format!("{BIN_NAME}{}", std::env::consts::EXE_SUFFIX));

@@ -183,6 +183,7 @@ impl<'a> Ctx<'a> {
             .span_builder("send")
             .kind(SpanKind::Client)
             .attribute("messaging.destination.name", dest.to_owned())
+            .attribute("service.name", self.req.reply_src.to_owned())
             .start();
         let ctx = span.context();
         let (traceparent, tracestate) = if ctx.is_valid() {
