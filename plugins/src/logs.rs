@@ -3,26 +3,30 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::Arc;
 use tracer_core::{LogEntry, LogQuery};
 use tracer_node::{handler, Ctx, Error};
 
-fn default_service() -> String {
-    "service".to_owned()
+fn default_service() -> Cow<'static, str> {
+    Cow::Borrowed("service")
 }
 
 /// `log {message, trace_id?, span_id?, service = "service", level?, attributes?}`.
+/// Strings are borrowed from the message when they have no escapes: each is
+/// copied once, into the store.
 #[derive(Deserialize)]
-pub struct LogRequest {
-    message: String,
-    #[serde(default)]
-    trace_id: Option<String>,
-    #[serde(default)]
-    span_id: Option<String>,
-    #[serde(default = "default_service")]
-    service: String,
-    #[serde(default)]
-    level: Option<String>,
+pub struct LogRequest<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(default = "default_service", borrow)]
+    service: Cow<'a, str>,
+    #[serde(default, borrow)]
+    level: Option<Cow<'a, str>>,
     #[serde(default)]
     attributes: Option<Box<RawValue>>,
 }
@@ -36,7 +40,7 @@ pub struct LogOk {}
 /// arrived with trace context (`traceparent`) is correlated with the span
 /// the sidecar opened for it.
 #[handler("log")]
-pub fn log(ctx: &mut Ctx<'_>, req: LogRequest) -> Result<LogOk, Error> {
+pub fn log(ctx: &mut Ctx<'_>, req: LogRequest<'_>) -> Result<LogOk, Error> {
     let attributes = match req.attributes {
         Some(raw) if raw.get().trim_start().starts_with('{') => Some(Arc::from(raw)),
         Some(_) => return Err(Error::bad_field("attributes", "must be a JSON object")),
@@ -45,17 +49,17 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest) -> Result<LogOk, Error> {
     let (mut trace_id, mut span_id) = (req.trace_id, req.span_id);
     if trace_id.is_none() && ctx.incoming().is_some() {
         if let Some(span) = ctx.span() {
-            trace_id = Some(span.context().trace_id().to_hex());
-            span_id = span_id.or_else(|| Some(span.context().span_id().to_hex()));
+            trace_id = Some(Cow::Owned(span.context().trace_id().to_hex()));
+            span_id = span_id.or_else(|| Some(Cow::Owned(span.context().span_id().to_hex())));
         }
     }
     let service = ctx.logs().intern_service(&req.service);
     ctx.push_log(LogEntry {
         service,
-        message: req.message.into(),
-        trace_id: trace_id.map(Into::into),
-        span_id: span_id.map(Into::into),
-        level: req.level.map(Into::into),
+        message: Arc::from(&*req.message),
+        trace_id: trace_id.as_deref().map(Arc::from),
+        span_id: span_id.as_deref().map(Arc::from),
+        level: req.level.as_deref().map(Arc::from),
         attributes,
     });
     Ok(LogOk {})

@@ -175,7 +175,7 @@ pub enum TraceKey {
     /// A 32-hex or hyphenated-UUID id, by value.
     Id(TraceId),
     /// Any other string, compared exactly.
-    Opaque(Box<str>),
+    Opaque(std::sync::Arc<str>),
 }
 
 impl TraceKey {
@@ -184,6 +184,15 @@ impl TraceKey {
         match TraceId::parse(spelled) {
             Some(id) => TraceKey::Id(id),
             None => TraceKey::Opaque(spelled.into()),
+        }
+    }
+
+    /// The key for an id already held in an `Arc`: an opaque id shares it
+    /// instead of copying it.
+    pub fn from_shared(spelled: &std::sync::Arc<str>) -> Self {
+        match TraceId::parse(spelled) {
+            Some(id) => TraceKey::Id(id),
+            None => TraceKey::Opaque(spelled.clone()),
         }
     }
 }

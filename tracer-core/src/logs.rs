@@ -110,7 +110,7 @@ impl LogStore {
         let seq = self.first_seq + self.entries.len() as u64;
         if let Some(t) = &entry.trace_id {
             self.by_trace
-                .entry(TraceKey::new(t))
+                .entry(TraceKey::from_shared(t))
                 .or_default()
                 .push_back(seq);
         }
@@ -134,7 +134,7 @@ impl LogStore {
         self.stats.dropped += 1;
         // Index lists are in arrival order, so the evicted entry is at the front.
         if let Some(t) = &old.trace_id {
-            let key = TraceKey::new(t);
+            let key = TraceKey::from_shared(t);
             if let Some(list) = self.by_trace.get_mut(&key) {
                 if list.front() == Some(&seq) {
                     list.pop_front();

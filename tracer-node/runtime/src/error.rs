@@ -1,6 +1,6 @@
 //! Maelstrom error codes, and request decoding whose errors name the field.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -90,10 +90,11 @@ fn strip_position(msg: &str) -> &str {
     msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
 }
 
-/// Deserializes a request body. On failure the text names the field:
-/// ``field `limit`: invalid type: string "x", expected usize`` or
+/// Deserializes a request body; the request may borrow strings from it
+/// (`Cow<'a, str>` with `#[serde(borrow)]`). On failure the text names the
+/// field: ``field `limit`: invalid type: string "x", expected usize`` or
 /// ``missing field `message` ``.
-pub fn decode<T: DeserializeOwned>(body: &RawValue) -> Result<T, Error> {
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a RawValue) -> Result<T, Error> {
     match serde_json::from_str(body.get()) {
         Ok(v) => Ok(v),
         // The slow path runs only on bad input: redo it tracking the path.
