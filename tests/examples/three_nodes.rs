@@ -25,10 +25,18 @@ fn main() {
         let b = &r.msg["body"];
         if matches!(b["type"].as_str(), Some("hop") | Some("hop_ok")) {
             let extra = match b["type"].as_str() {
-                Some("hop") => format!("services={} traceparent={}", b["services"], b["traceparent"]),
+                Some("hop") => format!(
+                    "services={} traceparent={}",
+                    b["services"], b["traceparent"]
+                ),
                 _ => format!("spans={}", b["spans"].as_array().map_or(0, Vec::len)),
             };
-            println!("  {} -> {} {} {extra}", r.from, r.to, b["type"].as_str().unwrap_or("?"));
+            println!(
+                "  {} -> {} {} {extra}",
+                r.from,
+                r.to,
+                b["type"].as_str().unwrap_or("?")
+            );
         }
     }
     let trace = net.request(

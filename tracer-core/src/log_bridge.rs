@@ -7,6 +7,22 @@ use std::sync::{Arc, Mutex};
 
 /// A [`log::Log`] that stores every enabled record in a [`LogStore`], with
 /// the current span's ids, then passes it on to a wrapped logger.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tracer_core::{InMemoryExporter, LogBridge, LogQuery, LogStore, Sampler, Tracer};
+///
+/// let store = Arc::new(Mutex::new(LogStore::new(1000)));
+/// LogBridge::new(store.clone(), "checkout", log::LevelFilter::Info).install().unwrap();
+/// let tracer = Tracer::new(Sampler::AlwaysOn, InMemoryExporter::new());
+/// let span = tracer.start("charge").entered();
+/// log::info!("charged {} cents", 1250);
+/// let trace = span.context().trace_id().to_hex();
+/// drop(span);
+/// let logs = store.lock().unwrap();
+/// let found = logs.search(&LogQuery { trace_id: Some(&trace), ..LogQuery::default() });
+/// assert_eq!(&*found[0].message, "charged 1250 cents");
+/// ```
 pub struct LogBridge {
     store: Arc<Mutex<LogStore>>,
     service: Arc<str>,

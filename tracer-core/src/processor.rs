@@ -298,6 +298,22 @@ mod batch {
     /// buffers its spans and hands them over in one step (when its buffer
     /// fills or a local root ends); a background thread exports them in
     /// batches. The queue is bounded and drops are counted.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tracer_core::{BatchConfig, BatchProcessor, InMemoryExporter, Sampler, Tracer};
+    ///
+    /// let exporter = Arc::new(InMemoryExporter::new());
+    /// let batch = Arc::new(BatchProcessor::new(exporter.clone(), BatchConfig::default()));
+    /// let tracer = Tracer::new(Sampler::AlwaysOn, batch.clone());
+    /// {
+    ///     let _root = tracer.start("request").entered();
+    ///     let _child = tracer.start("query");
+    /// }
+    /// tracer.force_flush();
+    /// assert_eq!(exporter.take().len(), 2);
+    /// assert_eq!(batch.stats().dropped, 0);
+    /// ```
     pub struct BatchProcessor {
         shared: Arc<Shared>,
         worker: Mutex<Option<JoinHandle<()>>>,

@@ -415,6 +415,29 @@ impl fmt::Display for ExtractError {
 /// The remote parent carried by a carrier's headers, by the W3C processing
 /// model: exactly one valid `traceparent`, plus its `tracestate` when that
 /// parses (an invalid `tracestate` is dropped; the parent is kept).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use tracer_core::{propagation, InMemoryExporter, Sampler, Tracer};
+///
+/// let incoming: Vec<(String, String)> = vec![
+///     ("TraceParent".into(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+///     ("tracestate".into(), "congo=t61rcWkgMzE".into()),
+/// ];
+/// let parent = propagation::extract(&incoming).unwrap();
+/// assert!(parent.is_remote() && parent.is_sampled());
+///
+/// let tracer = Tracer::new(Sampler::default(), InMemoryExporter::new());
+/// let span = tracer.span_builder("handle").parent(parent).start();
+/// let mut outgoing: HashMap<String, String> = HashMap::new();
+/// propagation::inject(span.context(), &mut outgoing);
+/// assert!(outgoing["traceparent"].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+/// assert_eq!(outgoing["tracestate"], "congo=t61rcWkgMzE");
+///
+/// // A duplicated traceparent restarts the trace.
+/// let twice = vec![incoming[0].clone(), incoming[0].clone()];
+/// assert!(propagation::extract(&twice).is_err());
+/// ```
 pub fn extract(carrier: &(impl Extractor + ?Sized)) -> Result<SpanContext, ExtractError> {
     let parents = carrier.get_all(TRACEPARENT);
     let tp = match parents.as_slice() {

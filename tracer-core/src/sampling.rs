@@ -4,6 +4,21 @@ use crate::context::SpanContext;
 use crate::ids::TraceId;
 
 /// A sampling policy, in the manner of OpenTelemetry's built-in samplers.
+///
+/// ```
+/// use tracer_core::{InMemoryExporter, Sampler, Tracer, TraceId};
+///
+/// // The same decision for the same trace, on every node.
+/// let ratio = Sampler::TraceIdRatio(0.5);
+/// let id = TraceId::random();
+/// assert_eq!(ratio.should_sample(None, id), ratio.should_sample(None, id));
+///
+/// // An unsampled span records nothing but still propagates its context.
+/// let tracer = Tracer::new(Sampler::AlwaysOff, InMemoryExporter::new());
+/// let span = tracer.start("quiet");
+/// assert!(!span.is_recording());
+/// assert!(span.context().is_valid() && !span.context().is_sampled());
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sampler {
     /// Record every span.

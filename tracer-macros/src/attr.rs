@@ -222,12 +222,14 @@ impl Parse for HandlerArgs {
             match flag.to_string().as_str() {
                 "always_reply" => args.always_reply = true,
                 "own_span" => args.own_span = true,
-                other => return Err(syn::Error::new(
-                    flag.span(),
-                    format!(
+                other => {
+                    return Err(syn::Error::new(
+                        flag.span(),
+                        format!(
                         "unknown `handler` option `{other}`: expected `always_reply` or `own_span`"
                     ),
-                )),
+                    ))
+                }
             }
         }
         Ok(args)
