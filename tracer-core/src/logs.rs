@@ -174,27 +174,20 @@ impl LogStore {
         if q.limit == 0 {
             return Vec::new();
         }
-        if let Some(t) = q.trace_id {
-            return match self.by_trace.get(&TraceKey::new(t)) {
-                Some(seqs) => seqs
-                    .iter()
-                    .filter_map(|&s| self.at(s))
-                    .filter(|e| matches(e))
-                    .take(q.limit)
-                    .collect(),
-                None => Vec::new(),
-            };
-        }
-        if let Some(s) = q.service {
-            return match self.by_service.get(s) {
-                Some(seqs) => seqs
-                    .iter()
-                    .filter_map(|&s| self.at(s))
-                    .filter(|e| matches(e))
-                    .take(q.limit)
-                    .collect(),
-                None => Vec::new(),
-            };
+        // The narrowest index that applies: trace, else service, else none.
+        let index = match (q.trace_id, q.service) {
+            (Some(t), _) => Some(self.by_trace.get(&TraceKey::new(t))),
+            (None, Some(s)) => Some(self.by_service.get(s)),
+            (None, None) => None,
+        };
+        if let Some(seqs) = index {
+            return seqs
+                .into_iter()
+                .flatten()
+                .filter_map(|&s| self.at(s))
+                .filter(|e| matches(e))
+                .take(q.limit)
+                .collect();
         }
         self.entries
             .iter()
