@@ -7,7 +7,6 @@ mod cluster;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::time::Duration;
 use tracer_core::{current, LogEntry, SpanContext};
 use tracer_node::{handler, headers_from_json, traced, Ctx, Error};
 
@@ -267,8 +266,7 @@ pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Er
         if names.iter().any(|n| cluster::is_peer(ctx, n)) {
             // The chain crosses nodes: real messages, a reply when it is through.
             let to = ctx.defer();
-            let budget =
-                Duration::from_millis(req.timeout_ms.unwrap_or(cluster::DEFAULT_TIMEOUT_MS));
+            let budget = cluster::budget(req.timeout_ms);
             let done =
                 cluster::finish_entry(to, parent.is_some(), req.method.clone(), req.path.clone());
             cluster::run_route(ctx, names, req.method, req.path, parent, budget, done);

@@ -458,3 +458,32 @@ fn header_lists_must_hold_name_value_pairs() {
         assert_error(&reply, 12, &["headers"]);
     }
 }
+
+/// A chain naming a cluster peer that never answers (nothing routes the
+/// node's `hop`): at end of input the node still waits for the hop's
+/// deadline and answers with an ERROR span for the silent peer.
+#[test]
+fn a_silent_peer_becomes_an_error_span_even_at_end_of_input() {
+    let mut node = Node::spawn();
+    node.send_raw(r#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2"]}}"#);
+    node.send_raw(r#"{"src":"c1","dest":"n1","body":{"type":"instrument_service","msg_id":2,"services":["n1","n2"]}}"#);
+    node.send_raw(r#"{"src":"c1","dest":"n1","body":{"type":"http_request","msg_id":3,"path":"/x","timeout_ms":100}}"#);
+    node.close_stdin();
+    let f = node.finish_full();
+    assert!(f.status.success());
+    let hop = f
+        .all_lines
+        .iter()
+        .find(|l| l["body"]["type"] == "hop")
+        .expect("the node sent a hop to n2");
+    assert_eq!(hop["dest"], "n2");
+    assert!(hop["body"]["traceparent"].is_string(), "{hop}");
+    let done = f
+        .all_lines
+        .iter()
+        .find(|l| l["body"]["type"] == "trace_complete")
+        .expect("answered after the timeout");
+    assert_eq!(done["body"]["services"], serde_json::json!(["n1", "n2"]));
+    assert_eq!(done["body"]["span_count"], 2);
+    assert_eq!(done["body"]["in_reply_to"], 3);
+}

@@ -18,6 +18,13 @@ use tracer_node::{handler, Ctx, Deferred, Error, ReplyTo};
 
 /// How long the entry node waits for the rest of the chain, by default.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// The longest wait a request may ask for.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// The time budget a request asks for, within bounds.
+pub(super) fn budget(timeout_ms: Option<u64>) -> Duration {
+    Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS))
+}
 
 /// A span on the wire between nodes.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -297,7 +304,7 @@ pub fn hop(ctx: &mut Ctx<'_>, req: Hop) -> Result<Deferred, Error> {
         ctx.state::<Upstream>().remember(p.trace_id(), &src);
     }
     let to = ctx.defer();
-    let budget = Duration::from_millis(req.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+    let budget = budget(req.timeout_ms);
     run_route(
         ctx,
         req.services,
@@ -361,4 +368,44 @@ pub(super) fn finish_entry(to: ReplyTo, spell_hex: bool, method: String, path: S
         };
         ctx.reply_to(&to, &reply);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_bounded() {
+        assert_eq!(budget(None), Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(budget(Some(250)), Duration::from_millis(250));
+        assert_eq!(
+            budget(Some(u64::MAX)),
+            Duration::from_millis(MAX_TIMEOUT_MS)
+        );
+    }
+
+    #[test]
+    fn wire_spans_round_trip() {
+        let mem = std::sync::Arc::new(tracer_core::InMemoryExporter::new());
+        let t = tracer_core::Tracer::new(tracer_core::Sampler::AlwaysOn, mem.clone());
+        let mut s = t
+            .span_builder("GET /x")
+            .kind(SpanKind::Server)
+            .attribute("service.name", "n2")
+            .attribute("n", 3_i64)
+            .start();
+        s.set_status(Status::Error("boom".into()));
+        drop(s);
+        let data = mem.take().pop().unwrap();
+        let wire: WireSpan =
+            serde_json::from_str(&serde_json::to_string(&WireSpan::from_data(&data)).unwrap())
+                .unwrap();
+        let back = wire.into_data().unwrap();
+        assert_eq!(back.context.trace_id(), data.context.trace_id());
+        assert_eq!(back.context.span_id(), data.context.span_id());
+        assert_eq!(back.kind, SpanKind::Server);
+        assert_eq!(back.status, Status::Error("boom".into()));
+        assert_eq!(back.attribute("n"), Some(&Value::I64(3)));
+        assert_eq!(back.end_unix_nanos, data.end_unix_nanos);
+    }
 }

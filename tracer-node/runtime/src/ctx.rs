@@ -229,6 +229,15 @@ impl<'a> Ctx<'a> {
         T: Serialize + ?Sized,
         F: FnOnce(&mut Ctx<'_>, Result<&RawValue, RpcError>) + Send + 'static,
     {
+        if self.shared.pending.len() >= MAX_PENDING_RPCS {
+            // Bounded like every store: refuse rather than grow.
+            let err = RpcError::Overloaded {
+                dest: dest.to_owned(),
+                in_flight: self.shared.pending.len(),
+            };
+            callback(self, Err(err));
+            return 0;
+        }
         let (msg_id, span) = self.start_message(dest, body);
         self.shared.pending.insert(
             msg_id,
@@ -286,6 +295,9 @@ pub struct ReplyTo {
     always: bool,
 }
 
+/// RPCs in flight at once, at most.
+pub const MAX_PENDING_RPCS: usize = 65_536;
+
 /// Why an RPC came back without a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RpcError {
@@ -296,6 +308,13 @@ pub enum RpcError {
         /// How long it was given.
         after: Duration,
     },
+    /// Not sent: [`MAX_PENDING_RPCS`] were in flight already.
+    Overloaded {
+        /// The node it was for.
+        dest: String,
+        /// RPCs in flight.
+        in_flight: usize,
+    },
 }
 
 impl std::fmt::Display for RpcError {
@@ -303,6 +322,12 @@ impl std::fmt::Display for RpcError {
         match self {
             RpcError::Timeout { dest, after } => {
                 write!(f, "no reply from {dest} within {} ms", after.as_millis())
+            }
+            RpcError::Overloaded { dest, in_flight } => {
+                write!(
+                    f,
+                    "not sent to {dest}: {in_flight} requests already in flight"
+                )
             }
         }
     }

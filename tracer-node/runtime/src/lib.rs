@@ -43,7 +43,7 @@ mod registry;
 mod sidecar;
 
 pub use config::{Config, ExportConfig, DEFAULT_MAX_LINE};
-pub use ctx::{Ctx, Deferred, ReplyTo, RpcError};
+pub use ctx::{Ctx, Deferred, ReplyTo, RpcError, MAX_PENDING_RPCS};
 pub use error::{decode, Error, ErrorCode};
 pub use node::Node;
 pub use registry::{DuplicateHandler, Handler, HandlerFn, Registry};
