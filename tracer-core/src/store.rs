@@ -48,8 +48,9 @@ pub struct StoredTrace {
     /// The client's spelling of the trace id, when a client gave one.
     name: Option<Box<str>>,
     /// Client spellings of span ids that are not 16 hex digits (their
-    /// [`SpanId`] is a hash of the spelling).
-    span_names: HashMap<SpanId, Box<str>>,
+    /// [`SpanId`] is a hash of the spelling). Made on first use: most traces
+    /// have none, and a trace in the store stays small.
+    span_names: Option<Box<HashMap<SpanId, Box<str>>>>,
 }
 
 impl StoredTrace {
@@ -71,7 +72,7 @@ impl StoredTrace {
     /// A span id of this trace as its client spelled it: the recorded
     /// spelling, else 16 lowercase hex digits.
     pub fn spell_span(&self, id: SpanId) -> String {
-        match self.span_names.get(&id) {
+        match self.span_names.as_ref().and_then(|m| m.get(&id)) {
             Some(n) => n.to_string(),
             None => id.to_hex(),
         }
@@ -306,8 +307,9 @@ impl TraceStore {
         }
         let cap = 2 * self.limits.max_spans_per_trace;
         if let Some(t) = self.traces.get_mut(&trace) {
-            if t.span_names.len() < cap || t.span_names.contains_key(&id) {
-                t.span_names.insert(id, spelled.into());
+            let names = t.span_names.get_or_insert_with(Box::default);
+            if names.len() < cap || names.contains_key(&id) {
+                names.insert(id, spelled.into());
             }
         }
     }
@@ -543,7 +545,7 @@ mod tests {
         assert_eq!(trace.spell_span(root), "root");
         assert_eq!(trace.spell_span(child), "00000000000000ab");
         assert!(
-            trace.span_names.len() == 1,
+            trace.span_names.as_ref().map_or(0, |m| m.len()) == 1,
             "a hex spelling is not recorded"
         );
         assert!(store.set_parent(child, None));
