@@ -162,7 +162,9 @@ impl SpanData {
 /// nothing, and ending hands the data over in place
 /// ([`SpanProcessor::on_end_in`](crate::SpanProcessor::on_end_in)).
 pub struct Span {
-    context: SpanContext,
+    /// The context once the span no longer records (while it records, the
+    /// context is the data's: it is not kept twice).
+    context: Option<SpanContext>,
     /// `Some` while recording.
     data: Option<SpanData>,
     /// `None` for the process-wide tracer, which lives for the whole
@@ -173,7 +175,7 @@ pub struct Span {
 impl Span {
     pub(crate) fn recording(data: SpanData, tracer: Option<Tracer>) -> Self {
         Span {
-            context: data.context.clone(),
+            context: None,
             data: Some(data),
             tracer,
         }
@@ -181,7 +183,7 @@ impl Span {
 
     pub(crate) fn non_recording(context: SpanContext) -> Self {
         Span {
-            context,
+            context: Some(context),
             data: None,
             tracer: None,
         }
@@ -189,7 +191,11 @@ impl Span {
 
     /// The span's context, to propagate or to parent other spans.
     pub fn context(&self) -> &SpanContext {
-        &self.context
+        match (&self.data, &self.context) {
+            (Some(d), _) => &d.context,
+            (None, Some(c)) => c,
+            (None, None) => unreachable!("a span keeps its context when it stops recording"),
+        }
     }
 
     /// Whether the span records data (sampled and not yet ended).
@@ -307,6 +313,16 @@ impl Span {
     #[inline]
     pub fn end_at(&mut self, end_unix_nanos: u64) {
         if let Some(data) = self.data.as_mut() {
+            self.context = Some(data.context.clone());
+            self.finish_at(end_unix_nanos);
+        }
+    }
+
+    /// Hands the data over; the context goes with it (for `Drop`, which
+    /// needs no context afterwards).
+    #[inline]
+    fn finish_at(&mut self, end_unix_nanos: u64) {
+        if let Some(data) = self.data.as_mut() {
             data.end_unix_nanos = end_unix_nanos.max(data.start_unix_nanos);
             match self.tracer.take() {
                 Some(t) => t.finish_in(&mut self.data),
@@ -321,14 +337,22 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
-        self.end();
+        if self.is_recording() {
+            self.finish_at(now_unix_nanos());
+        }
     }
 }
 
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Span")
-            .field("context", &self.context)
+            .field(
+                "context",
+                &self
+                    .context
+                    .as_ref()
+                    .or(self.data.as_ref().map(|d| &d.context)),
+            )
             .field("recording", &self.is_recording())
             .finish()
     }
