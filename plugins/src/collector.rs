@@ -309,12 +309,17 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
         } else {
             state.note(trace, &req.trace_id, &from, &data, now);
         }
+        let exported = ctx.exports_spans().then(|| data.clone());
         let mut store = ctx.traces();
         if store.upsert(data) {
             store.name_trace(trace, &req.trace_id);
             store.name_span(trace, sid, &req.span_id);
             if let (Some(pid), Some(name)) = (parent, &req.parent_span_id) {
                 store.name_span(trace, pid, name);
+            }
+            drop(store);
+            if let Some(span) = exported {
+                ctx.export_span(span);
             }
         } else {
             reply.sampled = false;

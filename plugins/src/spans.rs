@@ -33,10 +33,6 @@ struct Open {
     trace_name: Option<String>,
     /// The parent id as the client gave it, when it is not 16 hex digits.
     parent_name: Option<(SpanId, String)>,
-    /// A root in a client-given trace is started under a placeholder parent
-    /// (the tracer takes a trace id only from a parent); the stored span
-    /// loses it.
-    detach_parent: bool,
     events: usize,
     links: usize,
 }
@@ -287,13 +283,9 @@ pub fn create_span(ctx: &mut Ctx<'_>, req: CreateSpan) -> Result<SpanCreated, Er
         .kind(kind)
         .attributes(attrs)
         .start_time(start_nanos);
-    let mut detach_parent = false;
     builder = match (trace, parent) {
         (Some(t), Some(p)) => builder.parent(remote(t, p)),
-        (Some(t), None) => {
-            detach_parent = true;
-            builder.parent(remote(t, SpanId::random()))
-        }
+        (Some(t), None) => builder.root_in(t),
         // An unknown parent outside any known trace: a new trace that
         // still records the parent the client named.
         (None, Some(p)) => builder.parent(remote(TraceId::random(), p)),
@@ -311,7 +303,6 @@ pub fn create_span(ctx: &mut Ctx<'_>, req: CreateSpan) -> Result<SpanCreated, Er
         creator: ctx.src().map(str::to_owned),
         trace_name,
         parent_name,
-        detach_parent,
         events: 0,
         links: 0,
     };
@@ -408,10 +399,7 @@ fn finish(ctx: &mut Ctx<'_>, mut open: Open, end_nanos: u64) -> u64 {
     let ctx_ids = open.span.context().clone();
     open.span.end_at(end_nanos);
     let mut store = ctx.traces();
-    let (trace, id) = (ctx_ids.trace_id(), ctx_ids.span_id());
-    if open.detach_parent {
-        store.set_parent(id, None);
-    }
+    let trace = ctx_ids.trace_id();
     if let Some(name) = &open.trace_name {
         store.name_trace(trace, name);
     }

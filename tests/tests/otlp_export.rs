@@ -436,3 +436,44 @@ fn bad_export_settings_stop_start_up_naming_the_variable() {
         assert!(f.stderr.contains(k), "{k}: {}", f.stderr);
     }
 }
+
+#[test]
+fn collected_spans_and_client_named_roots_are_exported_as_they_are() {
+    let dir = TempDir::new("collected");
+    let path = dir.0.join("export.jsonl");
+    let mut node = Node::spawn_with_env(&[("TRACER_EXPORT_FILE", path.to_str().unwrap())]);
+    let r = node.call(
+        json!({"type": "span", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7", "service": "db", "name": "SELECT users",
+        "start_us": 1_700_000_000_000_000u64, "duration_us": 5000}),
+    );
+    assert_eq!(r["type"], "span_accepted", "{r}");
+    let created =
+        node.call(json!({"type": "create_span", "name": "checkout", "trace_id": "abc123"}));
+    let sid = created["span_id"].as_str().unwrap().to_owned();
+    let done = node.call(json!({"type": "span_end", "span_id": sid}));
+    assert_eq!(done["type"], "span_complete", "{done}");
+    assert!(node.finish_full().status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let spans: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|r| r["resourceSpans"].as_array().cloned())
+        .flatten()
+        .flat_map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().clone())
+        .collect();
+    let collected = spans
+        .iter()
+        .find(|s| s["name"] == "SELECT users")
+        .expect("the collected span is exported");
+    assert_eq!(collected["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(collected["spanId"], "00f067aa0ba902b7");
+    let root = spans
+        .iter()
+        .find(|s| s["spanId"] == sid.as_str())
+        .expect("the client's span is exported");
+    assert!(
+        root.get("parentSpanId").is_none(),
+        "a root in a client-named trace has no parent: {root}"
+    );
+}

@@ -132,6 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn root_in_a_known_trace() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        let t = TraceId::from_u128(42);
+        let _outer = tracer.start("outer").entered();
+        drop(tracer.span_builder("r").root_in(t).start());
+        let r = mem.take().pop().unwrap();
+        assert_eq!(r.context.trace_id(), t);
+        assert_eq!(
+            r.parent_span_id, None,
+            "a root, not a child of the current span"
+        );
+    }
+
+    #[test]
     fn context_crosses_threads() {
         let mem = Arc::new(InMemoryExporter::new());
         let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());

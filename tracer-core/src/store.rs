@@ -265,25 +265,6 @@ impl TraceStore {
         self.insert(span)
     }
 
-    /// Sets the parent of a stored span (`None` makes it a root). Returns
-    /// whether the span is stored.
-    pub fn set_parent(&mut self, span: SpanId, parent: Option<SpanId>) -> bool {
-        let Some(trace) = self.span_index.get(&span) else {
-            return false;
-        };
-        match self
-            .traces
-            .get_mut(trace)
-            .and_then(|t| t.spans.iter_mut().find(|s| s.context.span_id() == span))
-        {
-            Some(s) => {
-                s.parent_span_id = parent;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Records how a client spelled a stored trace's id; the first spelling
     /// stays. Returns whether the trace is stored.
     pub fn name_trace(&mut self, id: TraceId, spelled: &str) -> bool {
@@ -548,9 +529,6 @@ mod tests {
             trace.span_names.as_ref().map_or(0, |m| m.len()) == 1,
             "a hex spelling is not recorded"
         );
-        assert!(store.set_parent(child, None));
-        assert_eq!(store.find_span(child).unwrap().2.parent_span_id, None);
-        assert!(!store.set_parent(SpanId::from_u64(7), None));
         assert!(store.find_span(SpanId::from_u64(7)).is_none());
     }
 

@@ -92,6 +92,7 @@ impl Tracer {
 enum Parent {
     Current,
     Root,
+    RootIn(TraceId),
     Explicit(SpanContext),
 }
 
@@ -155,6 +156,14 @@ impl<'t> SpanBuilder<'t> {
         self
     }
 
+    /// Makes the span the root of a trace whose id is already known (a
+    /// client named it): no parent, that trace id. An invalid id makes a
+    /// new trace.
+    pub fn root_in(mut self, trace_id: TraceId) -> Self {
+        self.parent = Parent::RootIn(trace_id);
+        self
+    }
+
     /// Sets an explicit start time.
     pub fn start_time(mut self, unix_nanos: u64) -> Self {
         self.start = Some(unix_nanos);
@@ -170,14 +179,19 @@ impl<'t> SpanBuilder<'t> {
     /// Starts the span.
     #[inline]
     pub fn start(self) -> Span {
+        let mut given = None;
         let parent = match self.parent {
             Parent::Current => current::current().filter(SpanContext::is_valid),
             Parent::Root => None,
+            Parent::RootIn(t) => {
+                given = Some(t).filter(|t| t.is_valid());
+                None
+            }
             Parent::Explicit(p) => Some(p).filter(SpanContext::is_valid),
         };
         let (trace_id, state) = match &parent {
             Some(p) => (p.trace_id(), p.trace_state().clone()),
-            None => (TraceId::random(), TraceState::EMPTY),
+            None => (given.unwrap_or_else(TraceId::random), TraceState::EMPTY),
         };
         let sampler = self.sampler.unwrap_or(&self.tracer.inner.sampler);
         let sampled = sampler.should_sample(parent.as_ref(), trace_id);

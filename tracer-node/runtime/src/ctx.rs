@@ -13,7 +13,7 @@ use std::any::{Any, TypeId};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 use tracer_core::{
-    now_unix_nanos, LogEntry, LogStore, Span, SpanContext, SpanId, SpanKind, TraceStore,
+    now_unix_nanos, LogEntry, LogStore, Span, SpanContext, SpanData, SpanId, SpanKind, TraceStore,
     Traceparent, Tracer,
 };
 
@@ -120,6 +120,19 @@ impl<'a> Ctx<'a> {
             });
         }
         self.logs().push(entry);
+    }
+
+    /// Whether finished spans leave the node (OTLP or file export).
+    pub fn exports_spans(&self) -> bool {
+        self.shared.span_export.is_some()
+    }
+
+    /// Queues a span the node took in from elsewhere (a collector's intake)
+    /// for export; spans made with the node's tracer are queued as they end.
+    pub fn export_span(&self, span: SpanData) {
+        if let Some(e) = &self.shared.span_export {
+            e.push(span);
+        }
     }
 
     /// Counters of the span and log exporters, when export is on.
