@@ -128,8 +128,7 @@ mod batch {
     use super::{SpanExporter, SpanProcessor};
     use crate::span::SpanData;
     use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
     use std::thread::JoinHandle;
     use std::time::Duration;
@@ -159,7 +158,7 @@ mod batch {
                 max_queue_size: 65_536,
                 max_export_batch_size: 512,
                 scheduled_delay: Duration::from_millis(100),
-                thread_buffer: 256,
+                thread_buffer: 1_024,
             }
         }
     }
@@ -173,20 +172,28 @@ mod batch {
         pub dropped: u64,
     }
 
+    /// One thread's hand-over slot: the thread moves a buffer of finished
+    /// spans in at a local root (or when its buffer fills), the export
+    /// thread takes it out. Producers never share a lock with each other,
+    /// only now and then with the export thread.
+    struct Slot {
+        spans: Mutex<Handed>,
+        /// The thread has exited: drain the slot once more, then forget it.
+        closed: AtomicBool,
+    }
+
     #[derive(Default)]
-    struct Queue {
-        batches: VecDeque<Vec<SpanData>>,
-        spans: usize,
-        /// Exported batches, empty, their memory ready for reuse: a thread
-        /// that hands over a batch takes one back, so memory is not freed
-        /// on one thread and allocated on another.
-        spare: Vec<Vec<SpanData>>,
-        /// The spans `spare` has room for.
-        spare_capacity: usize,
+    struct Handed {
+        spans: Vec<SpanData>,
+        /// An exported buffer, emptied, its memory ready for the thread.
+        spare: Vec<SpanData>,
     }
 
     struct Shared {
-        queue: Mutex<Queue>,
+        slots: Mutex<Vec<Arc<Slot>>>,
+        /// Spans in slots, not yet exported (bounded by `max_queue_size`).
+        queued: AtomicUsize,
+        wake_lock: Mutex<()>,
         wake: Condvar,
         exporter: Box<dyn SpanExporter>,
         config: BatchConfig,
@@ -196,78 +203,88 @@ mod batch {
     }
 
     impl Shared {
-        /// Queues a batch (or drops and counts it when the queue is full)
-        /// and returns an empty batch for the caller to fill next.
-        fn enqueue(&self, mut batch: Vec<SpanData>) -> Vec<SpanData> {
-            let n = batch.len();
+        /// Moves a thread's buffer into its slot (or drops and counts it
+        /// when the queue is full); leaves the thread an empty buffer,
+        /// reusing exported memory where there is some.
+        fn hand_over(&self, slot: &Slot, buf: &mut Vec<SpanData>) {
+            let n = buf.len();
             if n == 0 {
-                return batch;
+                return;
             }
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.spans + n > self.config.max_queue_size {
-                drop(q);
+            let before = self.queued.fetch_add(n, Ordering::AcqRel);
+            if before + n > self.config.max_queue_size {
+                self.queued.fetch_sub(n, Ordering::AcqRel);
                 self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                batch.clear();
-                return batch;
+                buf.clear();
+                return;
             }
-            let before = q.spans;
-            q.spans += n;
-            q.batches.push_back(batch);
-            // No spare: the next trace is likely the size of this one.
-            let next = match q.spare.pop() {
-                Some(v) => {
-                    q.spare_capacity -= v.capacity();
-                    v
+            {
+                let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
+                if h.spans.is_empty() {
+                    // The common case: swap buffers, copy nothing.
+                    std::mem::swap(&mut h.spans, buf);
+                    if buf.capacity() < n && h.spare.capacity() > buf.capacity() {
+                        std::mem::swap(&mut h.spare, buf);
+                    }
+                } else {
+                    h.spans.append(buf);
                 }
-                None => Vec::with_capacity(n.clamp(4, self.config.thread_buffer)),
-            };
-            let full = before < self.config.max_export_batch_size
-                && q.spans >= self.config.max_export_batch_size;
-            drop(q);
-            if full {
+            }
+            // The next trace is likely the size of this one: one allocation
+            // now rather than a doubling series while spans are being ended.
+            if buf.capacity() < n {
+                buf.reserve(n);
+            }
+            let threshold = self.config.max_export_batch_size;
+            if before < threshold && before + n >= threshold {
+                let _g = self.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.wake.notify_one();
             }
-            next
         }
 
+        /// Takes every slot's spans and exports them, on the calling thread.
         fn export_all(&self) {
-            let batches = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                q.spans = 0;
-                std::mem::take(&mut q.batches)
+            let slots: Vec<Arc<Slot>> = {
+                let mut all = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+                let snapshot = all.clone();
+                // Closed slots are drained below one last time.
+                all.retain(|s| !s.closed.load(Ordering::Acquire));
+                snapshot
             };
-            let mut emptied = Vec::with_capacity(batches.len());
-            for mut b in batches {
-                let n = b.len() as u64;
-                self.exporter.export(&mut b);
-                self.exported.fetch_add(n, Ordering::Relaxed);
-                b.clear();
-                emptied.push(b);
-            }
-            // Spare memory is bounded by an eighth of the queue's capacity.
-            let bound = self.config.max_queue_size / 8;
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            for b in emptied {
-                if q.spare_capacity + b.capacity() > bound {
-                    break;
+            for slot in slots {
+                let mut batch = {
+                    let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
+                    // The slot keeps memory to swap with: its spare.
+                    let spare = std::mem::take(&mut h.spare);
+                    std::mem::replace(&mut h.spans, spare)
+                };
+                let n = batch.len();
+                if n == 0 {
+                    continue;
                 }
-                q.spare_capacity += b.capacity();
-                q.spare.push(b);
+                self.queued.fetch_sub(n, Ordering::AcqRel);
+                self.exporter.export(&mut batch);
+                self.exported.fetch_add(n as u64, Ordering::Relaxed);
+                batch.clear();
+                let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
+                if h.spare.capacity() < batch.capacity() {
+                    h.spare = batch;
+                }
+                // A slot holds at most two buffers' memory: bounded.
             }
         }
 
         fn run(&self) {
             loop {
                 {
-                    let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                    let (q, _) = self
+                    let g = self.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = self
                         .wake
-                        .wait_timeout_while(q, self.config.scheduled_delay, |q| {
-                            q.spans < self.config.max_export_batch_size
+                        .wait_timeout_while(g, self.config.scheduled_delay, |_| {
+                            self.queued.load(Ordering::Acquire) < self.config.max_export_batch_size
                                 && !self.shutdown.load(Ordering::Acquire)
                         })
                         .unwrap_or_else(|e| e.into_inner());
-                    drop(q);
                 }
                 self.export_all();
                 if self.shutdown.load(Ordering::Acquire) {
@@ -277,16 +294,18 @@ mod batch {
         }
     }
 
-    /// A thread's not-yet-handed-over spans for one processor; handed over
-    /// when the thread exits, too.
+    /// A thread's buffer for one processor, and its slot; handed over when
+    /// the thread exits, too.
     struct Local {
         shared: Arc<Shared>,
+        slot: Arc<Slot>,
         spans: Vec<SpanData>,
     }
 
     impl Drop for Local {
         fn drop(&mut self) {
-            self.shared.enqueue(std::mem::take(&mut self.spans));
+            self.shared.hand_over(&self.slot, &mut self.spans);
+            self.slot.closed.store(true, Ordering::Release);
         }
     }
 
@@ -332,7 +351,9 @@ mod batch {
         /// A processor exporting to `exporter` from a background thread.
         pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
             let shared = Arc::new(Shared {
-                queue: Mutex::new(Queue::default()),
+                slots: Mutex::new(Vec::new()),
+                queued: AtomicUsize::new(0),
+                wake_lock: Mutex::new(()),
                 wake: Condvar::new(),
                 exporter: Box::new(exporter),
                 config,
@@ -361,12 +382,24 @@ mod batch {
             }
         }
 
+        /// This thread's entry for this processor, made (and its slot
+        /// registered) on first use.
         fn local_index(&self, l: &mut Vec<Local>) -> usize {
             match l.iter().position(|b| Arc::ptr_eq(&b.shared, &self.shared)) {
                 Some(i) => i,
                 None => {
+                    let slot = Arc::new(Slot {
+                        spans: Mutex::new(Handed::default()),
+                        closed: AtomicBool::new(false),
+                    });
+                    self.shared
+                        .slots
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(slot.clone());
                     l.push(Local {
                         shared: self.shared.clone(),
+                        slot,
                         spans: Vec::new(),
                     });
                     l.len() - 1
@@ -374,19 +407,18 @@ mod batch {
             }
         }
 
-        fn with_local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
-            LOCAL.with(|l| {
-                let mut l = l.borrow_mut();
-                let i = self.local_index(&mut l);
-                f(&mut l[i])
-            })
-        }
-
         /// Stops the export thread after exporting what it holds.
         pub fn shutdown(&self) {
             self.force_flush_impl();
             self.shared.shutdown.store(true, Ordering::Release);
-            self.shared.wake.notify_one();
+            {
+                let _g = self
+                    .shared
+                    .wake_lock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                self.shared.wake.notify_one();
+            }
             if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = w.join();
             }
@@ -394,12 +426,11 @@ mod batch {
         }
 
         fn force_flush_impl(&self) {
-            let spans = self.with_local(|b| std::mem::take(&mut b.spans));
-            let spare = self.shared.enqueue(spans);
-            self.with_local(|b| {
-                if b.spans.capacity() == 0 {
-                    b.spans = spare;
-                }
+            let _ = LOCAL.try_with(|l| {
+                let mut l = l.borrow_mut();
+                let i = self.local_index(&mut l);
+                let local = &mut l[i];
+                self.shared.hand_over(&local.slot, &mut local.spans);
             });
             self.shared.export_all();
         }
@@ -419,29 +450,20 @@ mod batch {
             let cap = self.shared.config.thread_buffer;
             // The closure captures the slot by reference: the span is copied
             // once, from the `Span` into this thread's buffer.
-            let full = LOCAL.with(|l| {
+            let _ = LOCAL.try_with(|l| {
                 let mut l = l.borrow_mut();
-                let b = match l.first_mut() {
-                    Some(b) if Arc::ptr_eq(&b.shared, &self.shared) => b,
-                    _ => {
-                        let i = self.local_index(&mut l);
-                        &mut l[i]
-                    }
+                let i = match l.first() {
+                    Some(b) if Arc::ptr_eq(&b.shared, &self.shared) => 0,
+                    _ => self.local_index(&mut l),
                 };
+                let local = &mut l[i];
                 if let Some(s) = slot.take() {
-                    b.spans.push(s);
+                    local.spans.push(s);
                 }
-                (local_root || b.spans.len() >= cap).then(|| std::mem::take(&mut b.spans))
+                if local_root || local.spans.len() >= cap {
+                    self.shared.hand_over(&local.slot, &mut local.spans);
+                }
             });
-            if let Some(batch) = full {
-                // The buffer comes back as an exported batch's memory.
-                let spare = self.shared.enqueue(batch);
-                self.with_local(|b| {
-                    if b.spans.capacity() == 0 {
-                        b.spans = spare;
-                    }
-                });
-            }
         }
 
         /// Hands over this thread's buffer and exports everything queued,
