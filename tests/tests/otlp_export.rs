@@ -477,3 +477,100 @@ fn collected_spans_and_client_named_roots_are_exported_as_they_are() {
         "a root in a client-named trace has no parent: {root}"
     );
 }
+
+/// A scripted OTLP endpoint on loopback: answers each request with the next
+/// status of its script (the last one repeats) and records when each came.
+struct Scripted {
+    port: u16,
+    times: std::sync::Arc<std::sync::Mutex<Vec<(Instant, u16)>>>,
+}
+
+impl Scripted {
+    fn start(script: &'static [(u16, Option<&'static str>)]) -> Scripted {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = times.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let (status, retry_after) = script[n.min(script.len() - 1)];
+                seen.lock().unwrap().push((Instant::now(), status));
+                let extra = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Scripted { port, times }
+    }
+}
+
+#[test]
+fn a_429_is_retried_after_the_servers_retry_after() {
+    let server = Scripted::start(&[(429, Some("1")), (200, None)]);
+    let url = format!("http://127.0.0.1:{}/v1/traces", server.port);
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+    ]);
+    let r = node.call(json!({"type": "http_request", "path": "/x"}));
+    assert_eq!(r["type"], "http_response");
+    let f = node.finish_full();
+    assert!(f.status.success());
+    let times = server.times.lock().unwrap().clone();
+    assert!(times.len() >= 2, "retried: {times:?}");
+    assert_eq!((times[0].1, times[1].1), (429, 200));
+    let waited = times[1].0 - times[0].0;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "Retry-After: 1 was honoured, waited {waited:?}"
+    );
+    assert!(f.stderr.contains("0 dropped"), "{}", f.stderr);
+}
+
+#[test]
+fn a_refused_batch_is_dropped_and_counted_not_retried() {
+    let server = Scripted::start(&[(400, None)]);
+    let url = format!("http://127.0.0.1:{}/v1/traces", server.port);
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+    ]);
+    node.call(json!({"type": "http_request", "path": "/x"}));
+    let f = node.finish_full();
+    assert!(f.status.success());
+    assert_eq!(
+        server.times.lock().unwrap().len(),
+        1,
+        "a 400 is not retried"
+    );
+    assert!(
+        f.stderr.contains("export refused (HTTP 400)"),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        !f.stderr.contains(" 0 dropped"),
+        "the drop is counted: {}",
+        f.stderr
+    );
+}
