@@ -1,9 +1,11 @@
 //! The current span of each thread, and futures that carry theirs.
 
-use crate::context::SpanContext;
+use crate::context::{SpanContext, TraceFlags};
+use crate::ids::{SpanId, TraceId};
+use crate::propagation::TraceState;
 use crate::span::Span;
 use pin_project_lite::pin_project;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -11,21 +13,70 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 thread_local! {
+    /// The entered contexts, innermost last.
     static STACK: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
+    /// The innermost context's plain parts, kept beside the stack. A
+    /// thread-local that needs no destructor is read with one `%fs` load;
+    /// the stack (a `Vec`, which does) goes through std's lazy accessor.
+    /// Every new span reads the current context, so this is its hot path.
+    static TOP: Cell<Option<Top>> = const { Cell::new(None) };
+}
+
+/// What [`TOP`] keeps of a context: all but a non-empty trace state.
+#[derive(Clone, Copy)]
+struct Top {
+    trace_id: TraceId,
+    span_id: SpanId,
+    flags: TraceFlags,
+    is_remote: bool,
+    /// The context has `tracestate` members: read it from the stack.
+    has_state: bool,
+}
+
+impl Top {
+    fn of(ctx: &SpanContext) -> Top {
+        Top {
+            trace_id: ctx.trace_id(),
+            span_id: ctx.span_id(),
+            flags: ctx.flags(),
+            is_remote: ctx.is_remote(),
+            has_state: !ctx.trace_state().is_empty(),
+        }
+    }
 }
 
 /// The current span's context on this thread, if any.
 pub fn current() -> Option<SpanContext> {
-    STACK.with(|s| s.borrow().last().cloned())
+    with_current(|c| c.cloned())
+}
+
+/// Runs `f` with the current span's context, borrowed: what a new span needs
+/// from its parent is read in place, and the context is not cloned.
+/// `f` must not attach or leave contexts on this thread.
+#[inline(always)]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
+    match TOP.get() {
+        None => f(None),
+        Some(top) if !top.has_state => f(Some(&SpanContext::new(
+            top.trace_id,
+            top.span_id,
+            top.flags,
+            top.is_remote,
+            TraceState::EMPTY,
+        ))),
+        Some(_) => STACK.with(|s| f(s.borrow().last())),
+    }
 }
 
 /// Makes `ctx` current until the guard drops.
 pub fn attach(ctx: SpanContext) -> ContextGuard {
+    let top = Top::of(&ctx);
     let depth = STACK.with(|s| {
         let mut s = s.borrow_mut();
         s.push(ctx);
         s.len() - 1
     });
+    TOP.set(Some(top));
     ContextGuard {
         depth,
         _not_send: PhantomData,
@@ -43,7 +94,12 @@ pub struct ContextGuard {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        STACK.with(|s| s.borrow_mut().truncate(self.depth));
+        let top = STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            s.truncate(self.depth);
+            s.last().map(Top::of)
+        });
+        TOP.set(top);
     }
 }
 
@@ -155,11 +211,11 @@ pub trait FutureExt: Future + Sized {
             None => WithContext::new(
                 self,
                 SpanContext::new(
-                    crate::ids::TraceId::INVALID,
-                    crate::ids::SpanId::INVALID,
-                    crate::context::TraceFlags::NONE,
+                    TraceId::INVALID,
+                    SpanId::INVALID,
+                    TraceFlags::NONE,
                     false,
-                    crate::propagation::TraceState::EMPTY,
+                    TraceState::EMPTY,
                 ),
             ),
         }

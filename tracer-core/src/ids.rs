@@ -27,6 +27,7 @@ impl TraceId {
 
     /// A new random trace id: 128 bits from the thread's generator, stamped
     /// as a UUID v4 (version and variant bits), so it is never zero.
+    #[inline]
     pub fn random() -> Self {
         let bits = (u128::from(next_u64()) << 64) | u128::from(next_u64());
         let uuid = uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid();
@@ -99,6 +100,7 @@ impl SpanId {
     }
 
     /// A new random, non-zero span id.
+    #[inline]
     pub fn random() -> Self {
         loop {
             let v = next_u64();

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod attributes;
+mod clock;
 mod context;
 mod current;
 pub mod global;
@@ -39,6 +40,7 @@ mod store;
 mod tracer;
 
 pub use attributes::{serialize_map as serialize_attributes, Array, Key, KeyValue, Value};
+pub use clock::now_unix_nanos;
 pub use context::{SpanContext, TraceFlags};
 pub use current::{
     attach, current, ContextGuard, EnteredSpan, FutureExt, Instrumented, WithContext,
@@ -52,7 +54,7 @@ pub use processor::{
 };
 pub use propagation::{TraceState, Traceparent};
 pub use sampling::Sampler;
-pub use span::{now_unix_nanos, Event, Link, Span, SpanData, SpanKind, Status};
+pub use span::{Event, Link, Span, SpanData, SpanKind, Status};
 pub use store::{StoreLimits, StoreStats, StoredTrace, TraceStore};
 pub use tracer::{SpanBuilder, Tracer};
 

@@ -139,26 +139,31 @@ mod batch {
         /// Spans waiting for export, at most; a batch that would exceed it
         /// is dropped and counted (`OTEL_BSP_MAX_QUEUE_SIZE`).
         pub max_queue_size: usize,
-        /// The exporter is woken once this many spans wait
+        /// The most spans one [`SpanExporter::export`] call gets
         /// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
         pub max_export_batch_size: usize,
-        /// Otherwise it exports this often (`OTEL_BSP_SCHEDULE_DELAY`).
+        /// The export thread runs this often (`OTEL_BSP_SCHEDULE_DELAY`),
+        /// and early once eight export batches (or half the queue) wait.
+        /// Threads that end spans never wait for it, and wake it no more
+        /// often than that: waking a sleeping thread costs microseconds.
         pub scheduled_delay: Duration,
-        /// Spans a thread keeps before handing them over; a thread also
-        /// hands over when a local root span ends.
+        /// Spans a thread keeps before handing them over (at most
+        /// `max_export_batch_size`, so that a handed-over buffer is exported
+        /// as it is, without copying); a thread also hands over when a
+        /// local root span ends.
         pub thread_buffer: usize,
     }
 
     impl Default for BatchConfig {
         fn default() -> Self {
-            // The exporter wakes for a full batch or every 100 ms: rarely
-            // enough that it does not steal a core from the threads it
-            // serves at millions of spans a second.
+            // The exporter wakes every 100 ms or once 4096 spans wait:
+            // rarely enough that it does not steal a core from the
+            // threads it serves at millions of spans a second.
             BatchConfig {
                 max_queue_size: 65_536,
                 max_export_batch_size: 512,
                 scheduled_delay: Duration::from_millis(100),
-                thread_buffer: 1_024,
+                thread_buffer: 512,
             }
         }
     }
@@ -184,10 +189,18 @@ mod batch {
 
     #[derive(Default)]
     struct Handed {
-        spans: Vec<SpanData>,
-        /// An exported buffer, emptied, its memory ready for the thread.
-        spare: Vec<SpanData>,
+        /// Handed-over buffers, oldest first: a hand-over moves a buffer,
+        /// it never copies spans into another.
+        full: Vec<Vec<SpanData>>,
+        /// Exported buffers, emptied, their memory ready for the thread
+        /// (at most [`SPARES`]).
+        spare: Vec<Vec<SpanData>>,
     }
+
+    /// Emptied buffers a slot keeps for its thread: memory that is reused
+    /// rather than freed on the export thread and allocated again (and
+    /// faulted in) on this one.
+    const SPARES: usize = 8;
 
     struct Shared {
         slots: Mutex<Vec<Arc<Slot>>>,
@@ -219,15 +232,18 @@ mod batch {
                 return;
             }
             {
+                let cap = self.thread_cap();
                 let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
-                if h.spans.is_empty() {
-                    // The common case: swap buffers, copy nothing.
-                    std::mem::swap(&mut h.spans, buf);
-                    if buf.capacity() < n && h.spare.capacity() > buf.capacity() {
-                        std::mem::swap(&mut h.spare, buf);
+                match h.full.last_mut() {
+                    // A small hand-over (a short trace) joins the last
+                    // buffer: a copy of a few spans, where a buffer of its
+                    // own would cost an allocation.
+                    Some(tail) if tail.len() + n <= cap => tail.append(buf),
+                    // A large one moves whole, copying nothing.
+                    _ => {
+                        let spare = h.spare.pop().unwrap_or_default();
+                        h.full.push(std::mem::replace(buf, spare));
                     }
-                } else {
-                    h.spans.append(buf);
                 }
             }
             // The next trace is likely the size of this one: one allocation
@@ -235,11 +251,30 @@ mod batch {
             if buf.capacity() < n {
                 buf.reserve(n);
             }
-            let threshold = self.config.max_export_batch_size;
+            let threshold = self.high_water();
             if before < threshold && before + n >= threshold {
                 let _g = self.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.wake.notify_one();
             }
+        }
+
+        /// Spans a thread buffers before handing them over.
+        fn thread_cap(&self) -> usize {
+            self.config
+                .thread_buffer
+                .min(self.config.max_export_batch_size)
+                .max(1)
+        }
+
+        /// Queued spans past which the export thread is woken early: eight
+        /// export batches (their memory stays in cache between the threads
+        /// that fill it and the exporter that drains it), or half the
+        /// queue if that is less. Each wake costs the waking thread a
+        /// system call, so it is not done per batch.
+        fn high_water(&self) -> usize {
+            (self.config.max_export_batch_size.saturating_mul(8))
+                .min(self.config.max_queue_size / 2)
+                .max(1)
         }
 
         /// Takes every slot's spans and exports them, on the calling thread.
@@ -252,25 +287,24 @@ mod batch {
                 snapshot
             };
             for slot in slots {
-                let mut batch = {
+                let full = {
                     let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
-                    // The slot keeps memory to swap with: its spare.
-                    let spare = std::mem::take(&mut h.spare);
-                    std::mem::replace(&mut h.spans, spare)
+                    std::mem::take(&mut h.full)
                 };
-                let n = batch.len();
-                if n == 0 {
-                    continue;
+                for mut batch in full {
+                    let n = batch.len();
+                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                    // A buffer holds at most `thread_cap()` spans, no more
+                    // than `max_export_batch_size`: it is one export.
+                    self.exporter.export(&mut batch);
+                    self.exported.fetch_add(n as u64, Ordering::Relaxed);
+                    batch.clear();
+                    let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
+                    if h.spare.len() < SPARES {
+                        h.spare.push(batch);
+                    }
+                    // A slot keeps at most `SPARES` empty buffers: bounded.
                 }
-                self.queued.fetch_sub(n, Ordering::AcqRel);
-                self.exporter.export(&mut batch);
-                self.exported.fetch_add(n as u64, Ordering::Relaxed);
-                batch.clear();
-                let mut h = slot.spans.lock().unwrap_or_else(|e| e.into_inner());
-                if h.spare.capacity() < batch.capacity() {
-                    h.spare = batch;
-                }
-                // A slot holds at most two buffers' memory: bounded.
             }
         }
 
@@ -281,7 +315,7 @@ mod batch {
                     let _ = self
                         .wake
                         .wait_timeout_while(g, self.config.scheduled_delay, |_| {
-                            self.queued.load(Ordering::Acquire) < self.config.max_export_batch_size
+                            self.queued.load(Ordering::Acquire) < self.high_water()
                                 && !self.shutdown.load(Ordering::Acquire)
                         })
                         .unwrap_or_else(|e| e.into_inner());
@@ -447,7 +481,7 @@ mod batch {
             let Some(local_root) = slot.as_ref().map(|s| s.parent_span_id.is_none()) else {
                 return;
             };
-            let cap = self.shared.config.thread_buffer;
+            let cap = self.shared.thread_cap();
             // The closure captures the slot by reference: the span is copied
             // once, from the `Span` into this thread's buffer.
             let _ = LOCAL.try_with(|l| {
@@ -484,16 +518,40 @@ mod batch {
         use super::*;
         use crate::{InMemoryExporter, Sampler, Tracer};
 
+        /// Counts what it is given, batch by batch.
+        #[derive(Default)]
+        struct Recorder {
+            batches: Mutex<Vec<usize>>,
+        }
+
+        impl SpanExporter for Recorder {
+            fn export(&self, batch: &mut Vec<SpanData>) {
+                self.batches.lock().unwrap().push(batch.len());
+            }
+        }
+
+        fn run_trace(tracer: &Tracer, children: usize) {
+            let t = tracer.clone();
+            std::thread::spawn(move || {
+                let _root = t.start("root").entered();
+                for _ in 0..children {
+                    t.start("child");
+                }
+            })
+            .join()
+            .unwrap();
+        }
+
         #[test]
         fn batches_reach_the_exporter_and_drops_are_counted() {
             let mem = Arc::new(InMemoryExporter::new());
-            // The exporter never wakes on its own here (large batch, long
-            // delay): what is dropped depends on the queue alone.
+            // The export thread sleeps for a minute unless the queue
+            // passes half full (5): what is dropped depends on the queue.
             let cfg = BatchConfig {
                 max_queue_size: 10,
                 max_export_batch_size: 1_000,
                 scheduled_delay: Duration::from_secs(60),
-                thread_buffer: 4,
+                thread_buffer: 100,
             };
             let p = Arc::new(BatchProcessor::new(mem.clone(), cfg));
             let tracer = Tracer::new(Sampler::AlwaysOn, p.clone());
@@ -505,26 +563,50 @@ mod batch {
             }
             tracer.force_flush();
             assert_eq!(mem.take().len(), 4);
-            // 3 threads one after the other, each handing over 6 spans in
-            // two batches (a full 4-span buffer, then 2 when the root ends):
-            // the 10-span queue takes 10 and drops the other 8, counted.
-            for _ in 0..3 {
-                let t = tracer.clone();
-                std::thread::spawn(move || {
-                    let _root = t.start("root").entered();
-                    for _ in 0..5 {
-                        t.span_builder("child").start();
-                    }
-                })
-                .join()
-                .unwrap();
-            }
+            // 12 spans handed over at once do not fit a 10-span queue:
+            // dropped, counted, and the export thread is not woken.
+            run_trace(&tracer, 11);
+            assert_eq!(p.stats().dropped, 12);
+            // 4 fit (queued 4, under half: no wake) ...
+            run_trace(&tracer, 3);
+            // ... and 7 more would make 11: dropped.
+            run_trace(&tracer, 6);
+            assert_eq!(p.stats().dropped, 19);
+            assert_eq!(p.stats().exported, 4);
             p.shutdown();
-            let st = p.stats();
-            let got = mem.take().len() as u64;
-            assert_eq!(got + st.dropped, 18, "every span is exported or counted");
-            assert_eq!(st.dropped, 8);
-            assert_eq!(st.exported, 4 + got);
+            assert_eq!(mem.take().len(), 4);
+            assert_eq!(
+                p.stats(),
+                ProcessorStats {
+                    exported: 8,
+                    dropped: 19
+                }
+            );
+        }
+
+        #[test]
+        fn a_half_full_queue_wakes_the_exporter_and_batches_stay_within_the_cap() {
+            let rec = Arc::new(Recorder::default());
+            let cfg = BatchConfig {
+                max_queue_size: 100,
+                max_export_batch_size: 8,
+                scheduled_delay: Duration::from_secs(60),
+                thread_buffer: 1_000,
+            };
+            let p = Arc::new(BatchProcessor::new(rec.clone(), cfg));
+            let tracer = Tracer::new(Sampler::AlwaysOn, p.clone());
+            // 60 spans: the queue passes 50 and the export thread runs
+            // long before its minute is up.
+            run_trace(&tracer, 59);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while p.stats().exported < 60 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(p.stats().exported, 60);
+            let batches = rec.batches.lock().unwrap().clone();
+            assert_eq!(batches.iter().sum::<usize>(), 60);
+            assert!(batches.iter().all(|&n| n <= 8), "{batches:?}");
+            p.shutdown();
         }
     }
 }

@@ -40,33 +40,65 @@ impl Default for Sampler {
 
 impl Sampler {
     /// Whether a span with this parent in this trace is recorded.
+    #[inline]
     pub fn should_sample(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
-        match self {
-            Sampler::AlwaysOn => true,
-            Sampler::AlwaysOff => false,
-            Sampler::TraceIdRatio(ratio) => ratio_decision(*ratio, trace_id),
-            Sampler::ParentBased(root) => match parent {
-                Some(p) if p.is_valid() => p.is_sampled(),
-                _ => root.should_sample(None, trace_id),
-            },
+        Decider::of(self).decide(parent, trace_id)
+    }
+}
+
+/// A sampler flattened for the span-start path: nested `ParentBased` layers
+/// collapse into one flag (they decide alike), and a ratio becomes its
+/// integer bound, so a decision is a compare or two, with no pointer to
+/// follow and no float arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decider {
+    follow_parent: bool,
+    /// Roots (and all spans unless `follow_parent`) are sampled when the
+    /// trace id's low 56 bits are below this bound; `u64::MAX` is always.
+    bound: u64,
+}
+
+const RATIO_BITS: u32 = 56;
+const RATIO_MASK: u64 = (1u64 << RATIO_BITS) - 1;
+
+impl Decider {
+    pub(crate) fn of(sampler: &Sampler) -> Decider {
+        let mut follow_parent = false;
+        let mut s = sampler;
+        while let Sampler::ParentBased(root) = s {
+            follow_parent = true;
+            s = root;
+        }
+        let bound = match *s {
+            Sampler::AlwaysOn => u64::MAX,
+            Sampler::AlwaysOff => 0,
+            Sampler::TraceIdRatio(ratio) => ratio_bound(ratio),
+            Sampler::ParentBased(_) => unreachable!("unwrapped above"),
+        };
+        Decider {
+            follow_parent,
+            bound,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn decide(self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        match parent {
+            Some(p) if self.follow_parent && p.is_valid() => p.is_sampled(),
+            _ => self.bound == u64::MAX || (trace_id.to_u128() as u64 & RATIO_MASK) < self.bound,
         }
     }
 }
 
-/// The ratio rule of W3C Trace Context Level 2 and OpenTelemetry's
-/// consistent-probability sampling: the trace id's rightmost 7 bytes (56 bits,
-/// random in W3C ids and in UUID v4 alike) against `ratio * 2^56`.
-pub fn ratio_decision(ratio: f64, trace_id: TraceId) -> bool {
+/// `ratio * 2^56` as an integer bound: 0 for no trace, `u64::MAX` for all.
+fn ratio_bound(ratio: f64) -> u64 {
     if ratio.is_nan() || ratio <= 0.0 {
-        return false;
+        0
+    } else if ratio >= 1.0 {
+        u64::MAX
+    } else {
+        (ratio * (1u64 << RATIO_BITS) as f64) as u64
     }
-    if ratio >= 1.0 {
-        return true;
-    }
-    const BITS: u32 = 56;
-    let bound = (ratio * (1u64 << BITS) as f64) as u64;
-    let rnd = (trace_id.to_u128() as u64) & ((1u64 << BITS) - 1);
-    rnd < bound
 }
 
 #[cfg(test)]
@@ -113,5 +145,38 @@ mod tests {
         assert!(s.should_sample(Some(&sampled), id));
         assert!(!s.should_sample(Some(&unsampled), id));
         assert!(!s.should_sample(None, id));
+    }
+
+    #[test]
+    fn nested_parent_based_decides_like_one_layer() {
+        let nested = Sampler::ParentBased(Box::new(Sampler::ParentBased(Box::new(
+            Sampler::TraceIdRatio(0.5),
+        ))));
+        let flat = Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(0.5)));
+        for _ in 0..1000 {
+            let id = TraceId::random();
+            let parent = SpanContext::new(
+                id,
+                SpanId::random(),
+                TraceFlags::new((id.to_u128() >> 64) as u8 & 1),
+                true,
+                TraceState::EMPTY,
+            );
+            for p in [None, Some(&parent)] {
+                assert_eq!(nested.should_sample(p, id), flat.should_sample(p, id));
+            }
+        }
+    }
+
+    #[test]
+    fn ratio_bound_edges() {
+        let id = TraceId::from_u128(u128::MAX);
+        assert!(!Sampler::TraceIdRatio(f64::NAN).should_sample(None, id));
+        assert!(!Sampler::TraceIdRatio(-1.0).should_sample(None, id));
+        assert!(Sampler::TraceIdRatio(1.0).should_sample(None, id));
+        assert!(Sampler::TraceIdRatio(7.0).should_sample(None, id));
+        // Low 56 bits all set: only a ratio of 1 keeps it.
+        assert!(!Sampler::TraceIdRatio(0.999_999).should_sample(None, id));
+        assert!(Sampler::TraceIdRatio(0.000_001).should_sample(None, TraceId::from_u128(1 << 64)));
     }
 }

@@ -1,22 +1,13 @@
 //! Spans: what a unit of work records while it runs, and what it leaves behind.
 
 use crate::attributes::{Key, KeyValue, Value};
+use crate::clock::now_unix_nanos;
 use crate::context::SpanContext;
 use crate::ids::SpanId;
 use crate::tracer::Tracer;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::OnceLock;
-
-/// Nanoseconds since the Unix epoch, now. Read from the CPU's invariant
-/// time-stamp counter where there is one (a few nanoseconds, no syscall),
-/// anchored once to the system clock; `minstant` falls back to the OS clock
-/// elsewhere.
-#[inline]
-pub fn now_unix_nanos() -> u64 {
-    static ANCHOR: OnceLock<minstant::Anchor> = OnceLock::new();
-    minstant::Instant::now().as_unix_nanos(ANCHOR.get_or_init(minstant::Anchor::new))
-}
+use std::mem::ManuallyDrop;
 
 /// The five OpenTelemetry span kinds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -165,33 +156,37 @@ pub struct Span {
     /// The context once the span no longer records (while it records, the
     /// context is the data's: it is not kept twice).
     context: Option<SpanContext>,
-    /// `Some` while recording.
-    data: Option<SpanData>,
+    /// `Some` while recording. Dropped by hand (see `Drop`), so that
+    /// dropping a span that does not record is one test.
+    data: ManuallyDrop<Option<SpanData>>,
     /// `None` for the process-wide tracer, which lives for the whole
-    /// program: its spans skip two atomic reference-count updates.
-    tracer: Option<Tracer>,
+    /// program: its spans skip two atomic reference-count updates. Only a
+    /// recording span holds one (ending takes it).
+    tracer: ManuallyDrop<Option<Tracer>>,
 }
 
 impl Span {
+    #[inline(always)]
     pub(crate) fn recording(data: SpanData, tracer: Option<Tracer>) -> Self {
         Span {
             context: None,
-            data: Some(data),
-            tracer,
+            data: ManuallyDrop::new(Some(data)),
+            tracer: ManuallyDrop::new(tracer),
         }
     }
 
+    #[inline(always)]
     pub(crate) fn non_recording(context: SpanContext) -> Self {
         Span {
             context: Some(context),
-            data: None,
-            tracer: None,
+            data: ManuallyDrop::new(None),
+            tracer: ManuallyDrop::new(None),
         }
     }
 
     /// The span's context, to propagate or to parent other spans.
     pub fn context(&self) -> &SpanContext {
-        match (&self.data, &self.context) {
+        match (&*self.data, &self.context) {
             (Some(d), _) => &d.context,
             (None, Some(c)) => c,
             (None, None) => unreachable!("a span keeps its context when it stops recording"),
@@ -330,15 +325,32 @@ impl Span {
             }
             // A processor that did not take the data leaves it here: the
             // span has ended all the same.
-            self.data = None;
+            *self.data = None;
         }
     }
 }
 
 impl Drop for Span {
+    #[inline]
     fn drop(&mut self) {
-        if self.is_recording() {
+        if self.data.is_some() || self.tracer.is_some() {
+            self.finish_on_drop();
+        }
+    }
+}
+
+impl Span {
+    /// Ending by drop, out of line: dropping an unsampled or ended span is
+    /// a test and a branch.
+    #[inline(never)]
+    fn finish_on_drop(&mut self) {
+        if self.data.is_some() {
             self.finish_at(now_unix_nanos());
+        }
+        // SAFETY: `drop` calls this once, last; neither field is used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.data);
+            ManuallyDrop::drop(&mut self.tracer);
         }
     }
 }

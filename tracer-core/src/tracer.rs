@@ -2,18 +2,20 @@
 //! spans to a processor.
 
 use crate::attributes::{KeyValue, Value};
+use crate::clock::now_unix_nanos;
 use crate::context::{SpanContext, TraceFlags};
 use crate::current;
 use crate::ids::{SpanId, TraceId};
 use crate::processor::{NoopProcessor, SpanProcessor};
 use crate::propagation::TraceState;
-use crate::sampling::Sampler;
-use crate::span::{now_unix_nanos, Link, Span, SpanData, SpanKind, Status};
+use crate::sampling::{Decider, Sampler};
+use crate::span::{Link, Span, SpanData, SpanKind, Status};
 use std::borrow::Cow;
 use std::sync::Arc;
 
 struct Inner {
     sampler: Sampler,
+    decider: Decider,
     processor: Box<dyn SpanProcessor>,
 }
 
@@ -36,6 +38,7 @@ impl Tracer {
     pub fn new(sampler: Sampler, processor: impl SpanProcessor + 'static) -> Self {
         Tracer {
             inner: Arc::new(Inner {
+                decider: Decider::of(&sampler),
                 sampler,
                 processor: Box::new(processor),
             }),
@@ -54,6 +57,7 @@ impl Tracer {
     }
 
     /// Starts building a span.
+    #[inline]
     pub fn span_builder(&self, name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_> {
         SpanBuilder {
             tracer: self,
@@ -68,8 +72,60 @@ impl Tracer {
     }
 
     /// Starts an internal span, child of the current span.
+    ///
+    /// The short path of [`span_builder(name).start()`](SpanBuilder::start):
+    /// an unsampled span costs a read of the current context, a
+    /// sampling decision and a new span id.
+    #[inline]
     pub fn start(&self, name: impl Into<Cow<'static, str>>) -> Span {
-        self.span_builder(name).start()
+        let origin = current::with_current(|p| Origin::decide(self.inner.decider, p, None));
+        let parent_span_id = origin.parent_span_id;
+        let context = origin.context();
+        if !context.is_sampled() {
+            return Span::non_recording(context);
+        }
+        self.record_new(name.into(), context, parent_span_id)
+    }
+
+    /// The recording half of [`start`](Self::start).
+    #[inline]
+    fn record_new(
+        &self,
+        name: Cow<'static, str>,
+        context: SpanContext,
+        parent_span_id: Option<SpanId>,
+    ) -> Span {
+        let plain = Recipe {
+            name,
+            kind: SpanKind::Internal,
+            attributes: Vec::new(),
+            links: Vec::new(),
+            start: None,
+        };
+        self.recording(plain, context, parent_span_id)
+    }
+
+    /// A recording span, built where it is returned (always inlined into
+    /// the two out-of-line callers, so the data is written once).
+    #[inline(always)]
+    fn recording(&self, r: Recipe, context: SpanContext, parent_span_id: Option<SpanId>) -> Span {
+        let start = r.start.unwrap_or_else(now_unix_nanos);
+        let tracer = (!crate::global::is_global(self)).then(|| self.clone());
+        Span::recording(
+            SpanData {
+                context,
+                parent_span_id,
+                name: r.name,
+                kind: r.kind,
+                start_unix_nanos: start,
+                end_unix_nanos: start,
+                attributes: r.attributes,
+                events: Vec::new(),
+                links: r.links,
+                status: Status::Unset,
+            },
+            tracer,
+        )
     }
 
     /// Hands a finished span to the processor, in place.
@@ -179,46 +235,96 @@ impl<'t> SpanBuilder<'t> {
     /// Starts the span.
     #[inline]
     pub fn start(self) -> Span {
-        let mut given = None;
-        let parent = match self.parent {
-            Parent::Current => current::current().filter(SpanContext::is_valid),
-            Parent::Root => None,
-            Parent::RootIn(t) => {
-                given = Some(t).filter(|t| t.is_valid());
-                None
-            }
-            Parent::Explicit(p) => Some(p).filter(SpanContext::is_valid),
+        let sampler = match self.sampler {
+            Some(s) => Decider::of(s),
+            None => self.tracer.inner.decider,
         };
-        let (trace_id, state) = match &parent {
-            Some(p) => (p.trace_id(), p.trace_state().clone()),
-            None => (given.unwrap_or_else(TraceId::random), TraceState::EMPTY),
+        let origin = match &self.parent {
+            Parent::Current => current::with_current(|p| Origin::decide(sampler, p, None)),
+            Parent::Root => Origin::decide(sampler, None, None),
+            Parent::RootIn(t) => Origin::decide(sampler, None, Some(*t)),
+            Parent::Explicit(p) => Origin::decide(sampler, Some(p), None),
         };
-        let sampler = self.sampler.unwrap_or(&self.tracer.inner.sampler);
-        let sampled = sampler.should_sample(parent.as_ref(), trace_id);
-        let flags = parent
-            .as_ref()
-            .map_or(TraceFlags::NONE, SpanContext::flags)
-            .with_sampled(sampled);
-        let context = SpanContext::new(trace_id, SpanId::random(), flags, false, state);
-        if !sampled {
+        let parent_span_id = origin.parent_span_id;
+        let context = origin.context();
+        if !context.is_sampled() {
             return Span::non_recording(context);
         }
-        let start = self.start.unwrap_or_else(now_unix_nanos);
-        let tracer = (!crate::global::is_global(self.tracer)).then(|| self.tracer.clone());
-        Span::recording(
-            SpanData {
-                context,
-                parent_span_id: parent.map(|p| p.span_id()),
-                name: self.name,
-                kind: self.kind,
-                start_unix_nanos: start,
-                end_unix_nanos: start,
-                attributes: self.attributes,
-                events: Vec::new(),
-                links: self.links,
-                status: Status::Unset,
-            },
-            tracer,
+        self.record(context, parent_span_id)
+    }
+
+    /// The recording half of [`start`](Self::start), kept out of line so
+    /// that an unsampled span's path stays short.
+    #[inline(never)]
+    fn record(self, context: SpanContext, parent_span_id: Option<SpanId>) -> Span {
+        let recipe = Recipe {
+            name: self.name,
+            kind: self.kind,
+            attributes: self.attributes,
+            links: self.links,
+            start: self.start,
+        };
+        self.tracer.recording(recipe, context, parent_span_id)
+    }
+}
+
+/// What a recording span starts with, besides its context.
+struct Recipe {
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+    start: Option<u64>,
+}
+
+/// What a new span takes from its parent (or makes as a root), and the
+/// sampling decision, read while the parent is borrowed.
+struct Origin {
+    trace_id: TraceId,
+    parent_span_id: Option<SpanId>,
+    /// The parent's flags with the sampled bit set to the decision.
+    flags: TraceFlags,
+    state: TraceState,
+}
+
+impl Origin {
+    /// The new span's context: the origin's trace, a new span id.
+    #[inline]
+    fn context(self) -> SpanContext {
+        SpanContext::new(
+            self.trace_id,
+            SpanId::random(),
+            self.flags,
+            false,
+            self.state,
         )
+    }
+
+    #[inline(always)]
+    fn decide(sampler: Decider, parent: Option<&SpanContext>, given: Option<TraceId>) -> Origin {
+        match parent.filter(|p| p.is_valid()) {
+            Some(p) => {
+                let trace_id = p.trace_id();
+                let sampled = sampler.decide(Some(p), trace_id);
+                Origin {
+                    trace_id,
+                    parent_span_id: Some(p.span_id()),
+                    flags: p.flags().with_sampled(sampled),
+                    state: p.trace_state().clone(),
+                }
+            }
+            None => {
+                let trace_id = given
+                    .filter(|t| t.is_valid())
+                    .unwrap_or_else(TraceId::random);
+                let sampled = sampler.decide(None, trace_id);
+                Origin {
+                    trace_id,
+                    parent_span_id: None,
+                    flags: TraceFlags::NONE.with_sampled(sampled),
+                    state: TraceState::EMPTY,
+                }
+            }
+        }
     }
 }
