@@ -3,11 +3,15 @@
 //! Where the CPU has an invariant time-stamp counter that the kernel keeps
 //! in step across cores (`minstant` checks both), a reading is one `rdtsc`
 //! and a fixed-point multiply. The counter's rate is not known up front: it
-//! is measured against `minstant`'s calibrated clock over the first
-//! [`WINDOW_CYCLES`] of the process (about 0.1 s), and until then each
-//! reading goes through `minstant` itself (correct, only slower: a float
-//! conversion and a lazily made anchor, about 9 ns more per reading on the
-//! development VM). Without such a counter `minstant` reads the OS clock.
+//! is measured against `minstant`'s calibrated clock, first over
+//! [`FIRST_WINDOW`] cycles from the first reading (a few milliseconds: good
+//! to about ten parts per million), then again over [`FINAL_WINDOW`] (about
+//! a second: well under one part per million), continuing from where the
+//! first line had got to, so that the clock never steps back. Until the
+//! first window has passed each reading goes through `minstant` itself
+//! (correct, only slower: a float conversion and a lazily made anchor,
+//! about 9 ns more per reading on the development VM). Without such a
+//! counter `minstant` reads the OS clock.
 
 use std::sync::OnceLock;
 
@@ -21,14 +25,23 @@ use std::sync::OnceLock;
 #[inline]
 pub fn now_unix_nanos() -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if let Some(cal) = tsc::CALIBRATED.get() {
-        return cal.nanos(tsc::read());
+    {
+        if let Some(cal) = tsc::FINAL.get() {
+            return cal.nanos(tsc::read());
+        }
+        if let Some(cal) = tsc::FIRST_CAL.get() {
+            let cycles = tsc::read();
+            if !cal.window_passed(cycles) {
+                return cal.nanos(cycles);
+            }
+        }
     }
     slow_now()
 }
 
-/// A reading through `minstant`, which also calibrates the fast path once
-/// enough time has passed.
+/// A reading before the final calibration: through the first one once it
+/// is made, else through `minstant`; either calibrates when its window has
+/// passed.
 #[inline(never)]
 fn slow_now() -> u64 {
     #[cfg(target_arch = "x86_64")]
@@ -43,23 +56,29 @@ fn minstant_now() -> u64 {
     minstant::Instant::now().as_unix_nanos(ANCHOR.get_or_init(minstant::Anchor::new))
 }
 
-/// Counter cycles between the two readings the rate is measured from:
-/// 2^28, about 0.1 s at 2–3 GHz. Each reading is bracketed by two counter
-/// reads a few hundred cycles apart at most, so the rate is good to a few
+/// Counter cycles over which the rate is first measured: 2^24, 5–8 ms at
+/// 2–3 GHz. Each `minstant` reading is bracketed by two counter reads at
+/// most [`tsc::MAX_BRACKET_CYCLES`] apart, so the rate is good to about ten
 /// parts per million.
-pub(crate) const WINDOW_CYCLES: u64 = 1 << 28;
+pub(crate) const FIRST_WINDOW: u64 = 1 << 24;
+
+/// Counter cycles over which the rate is measured again: 2^31, about a
+/// second; good to a few parts per billion.
+pub(crate) const FINAL_WINDOW: u64 = 1 << 31;
 
 #[cfg(target_arch = "x86_64")]
 mod tsc {
-    use super::{minstant_now, WINDOW_CYCLES};
+    use super::{minstant_now, FINAL_WINDOW, FIRST_WINDOW};
     use std::sync::OnceLock;
 
     /// Counter reads around a `minstant` reading further apart than this
     /// were interrupted: the pair is taken again.
-    const MAX_BRACKET_CYCLES: u64 = 2_000;
+    pub(super) const MAX_BRACKET_CYCLES: u64 = 2_000;
 
-    /// The counter-to-nanoseconds conversion, once measured.
-    pub(super) static CALIBRATED: OnceLock<Calibration> = OnceLock::new();
+    /// The conversion measured over the first window.
+    pub(super) static FIRST_CAL: OnceLock<Calibration> = OnceLock::new();
+    /// The conversion measured over the final window: the fast path.
+    pub(super) static FINAL: OnceLock<Calibration> = OnceLock::new();
     /// The first (counter, nanoseconds) pair of the process.
     static FIRST: OnceLock<Pair> = OnceLock::new();
 
@@ -75,9 +94,19 @@ mod tsc {
         nanos0: u64,
         /// Nanoseconds per cycle, 32.32 fixed point.
         per_cycle: u64,
+        /// The counter at the process's first reading (the final window
+        /// is measured from it).
+        first_cycles: u64,
     }
 
     impl Calibration {
+        /// Whether the final window has passed, so that this (first)
+        /// calibration should be replaced.
+        #[inline]
+        pub(super) fn window_passed(&self, cycles: u64) -> bool {
+            cycles.wrapping_sub(self.first_cycles) >= FINAL_WINDOW
+        }
+
         #[inline]
         pub(super) fn nanos(&self, cycles: u64) -> u64 {
             // Signed: a thread may read the counter just before another
@@ -118,25 +147,53 @@ mod tsc {
         best.expect("four tries")
     }
 
+    /// Nanoseconds per cycle in 32.32 fixed point, from two pairs.
+    fn per_cycle(from: Pair, to: Pair) -> u64 {
+        let cycles = to.cycles.wrapping_sub(from.cycles).max(1);
+        let nanos = to.nanos.saturating_sub(from.nanos);
+        ((u128::from(nanos) << 32) / u128::from(cycles)) as u64
+    }
+
     pub(super) fn read_and_calibrate() -> u64 {
-        let now = pair();
-        let first = *FIRST.get_or_init(|| now);
-        let cycles = now.cycles.wrapping_sub(first.cycles);
-        if cycles >= WINDOW_CYCLES && now.nanos > first.nanos {
-            let nanos = now.nanos - first.nanos;
-            let per_cycle = ((u128::from(nanos) << 32) / u128::from(cycles)) as u64;
-            let _ = CALIBRATED.set(Calibration {
-                cycles0: now.cycles,
-                nanos0: now.nanos,
-                per_cycle,
-            });
+        match FIRST_CAL.get() {
+            Some(first_cal) => {
+                let cycles = read();
+                let nanos = first_cal.nanos(cycles);
+                if first_cal.window_passed(cycles) {
+                    let first = *FIRST.get().expect("set before the first calibration");
+                    // The rate from minstant over the whole window; the line
+                    // starts where the first one is now, so time goes on
+                    // from here without a step.
+                    let per_cycle = per_cycle(first, pair());
+                    let _ = FINAL.set(Calibration {
+                        cycles0: cycles,
+                        nanos0: nanos,
+                        per_cycle,
+                        first_cycles: first.cycles,
+                    });
+                }
+                nanos
+            }
+            None => {
+                let now = pair();
+                let first = *FIRST.get_or_init(|| now);
+                if now.cycles.wrapping_sub(first.cycles) >= FIRST_WINDOW && now.nanos > first.nanos
+                {
+                    let _ = FIRST_CAL.set(Calibration {
+                        cycles0: now.cycles,
+                        nanos0: now.nanos,
+                        per_cycle: per_cycle(first, now),
+                        first_cycles: first.cycles,
+                    });
+                }
+                now.nanos
+            }
         }
-        now.nanos
     }
 
     #[cfg(test)]
     pub(super) fn calibrated() -> bool {
-        CALIBRATED.get().is_some()
+        FINAL.get().is_some()
     }
 
     #[cfg(test)]
@@ -150,7 +207,10 @@ mod tsc {
                 nanos0: 5_000_000,
                 // 0.5 ns per cycle (a 2 GHz counter).
                 per_cycle: 1 << 31,
+                first_cycles: 0,
             };
+            assert!(!c.window_passed(FINAL_WINDOW - 1));
+            assert!(c.window_passed(FINAL_WINDOW));
             assert_eq!(c.nanos(1_000), 5_000_000);
             assert_eq!(c.nanos(3_000), 5_001_000);
             assert_eq!(c.nanos(0), 4_999_500, "a read just before the anchor");
@@ -203,14 +263,17 @@ mod tests {
         check("first readings");
         #[cfg(target_arch = "x86_64")]
         if minstant::is_tsc_available() {
-            // Spend the calibration window (2^28 cycles is under 0.3 s
-            // for any counter of 1 GHz or more), then read once more.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            // Spend both calibration windows (2^31 cycles is under 2.2 s
+            // for any counter of 1 GHz or more), reading on the way.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut last = now_unix_nanos();
             while !tsc::calibrated() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-                now_unix_nanos();
+                std::thread::sleep(Duration::from_millis(5));
+                let t = now_unix_nanos();
+                assert!(t >= last, "went back from {last} to {t} while calibrating");
+                last = t;
             }
-            assert!(tsc::calibrated(), "calibrated within 5 s");
+            assert!(tsc::calibrated(), "calibrated within 10 s");
             check("calibrated");
             // The fast path and minstant agree to well under a millisecond.
             let fast = now_unix_nanos();
