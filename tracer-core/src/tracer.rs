@@ -106,7 +106,8 @@ impl Tracer {
     }
 
     /// A recording span, built where it is returned (always inlined into
-    /// the two out-of-line callers, so the data is written once).
+    /// its two callers, `record_new` and `SpanBuilder::record`, so the data
+    /// is written once).
     #[inline(always)]
     fn recording(&self, r: Recipe, context: SpanContext, parent_span_id: Option<SpanId>) -> Span {
         let start = r.start.unwrap_or_else(now_unix_nanos);
