@@ -411,19 +411,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn retries_until_the_sink_accepts_and_batches_by_size() {
+    /// A queue of numbers over a sink that refuses its first `fail_first`
+    /// bodies.
+    fn flaky_queue(fail_first: usize, settings: BatchSettings) -> (Arc<Flaky>, ExportQueue<u32>) {
         let sink = Arc::new(Flaky {
-            fail_first: 3,
+            fail_first,
             calls: AtomicUsize::new(0),
             bodies: Mutex::new(Vec::new()),
         });
-        let q: ExportQueue<u32> = ExportQueue::start(
+        let q = ExportQueue::start(
             "test",
             Box::new(sink.clone()),
             Box::new(|b: &[u32]| format!("{b:?}")),
-            settings(100, 4),
+            settings,
         );
+        (sink, q)
+    }
+
+    #[test]
+    fn retries_until_the_sink_accepts_and_batches_by_size() {
+        let (sink, q) = flaky_queue(3, settings(100, 4));
         for i in 0..10 {
             q.push(i);
         }
@@ -440,17 +447,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_a_dead_sink_drops_at_the_deadline() {
-        let sink = Arc::new(Flaky {
-            fail_first: usize::MAX,
-            calls: AtomicUsize::new(0),
-            bodies: Mutex::new(Vec::new()),
-        });
-        let q: ExportQueue<u32> = ExportQueue::start(
-            "test",
-            Box::new(sink.clone()),
-            Box::new(|b: &[u32]| format!("{b:?}")),
-            settings(5, 2),
-        );
+        let (_sink, q) = flaky_queue(usize::MAX, settings(5, 2));
         for i in 0..50 {
             q.push(i);
         }
