@@ -19,6 +19,12 @@ use tracer_core::{
 };
 
 fn main() {
+    // tracer's span clock measures the time-stamp counter's rate over its
+    // first few milliseconds and reads through minstant until then: let it
+    // settle, so that the first benchmarks time the steady state.
+    tracer_core::now_unix_nanos();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    tracer_core::now_unix_nanos();
     divan::main();
 }
 
@@ -33,6 +39,19 @@ fn install_tracer() {
 }
 
 fn tracer_harness(n: usize) {
+    // Each thread's span queue is 8192 slots (1.7 MB) that the kernel maps
+    // on first touch: the first call on a thread goes round it once, so the
+    // samples after it time the steady state (the first sample is the
+    // outlier, the median does not move).
+    thread_local! {
+        static WARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !WARM.get() {
+        WARM.set(true);
+        for _ in 0..BatchConfig::default().max_queue_size {
+            global::tracer().start("warm-up");
+        }
+    }
     let t = global::tracer();
     let _root = t.span_builder("parent").root().start().entered();
     for _ in 0..n {

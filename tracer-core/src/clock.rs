@@ -175,10 +175,12 @@ mod tsc {
                 nanos
             }
             None => {
+                let first = *FIRST.get_or_init(pair);
+                if read().wrapping_sub(first.cycles) < FIRST_WINDOW {
+                    return minstant_now();
+                }
                 let now = pair();
-                let first = *FIRST.get_or_init(|| now);
-                if now.cycles.wrapping_sub(first.cycles) >= FIRST_WINDOW && now.nanos > first.nanos
-                {
+                if now.nanos > first.nanos {
                     let _ = FIRST_CAL.set(Calibration {
                         cycles0: now.cycles,
                         nanos0: now.nanos,
