@@ -147,12 +147,26 @@ impl Ring {
         let head = self.head.0.load(Ordering::Acquire);
         let n = head.wrapping_sub(tail).min(max);
         out.reserve(n);
-        for i in 0..n {
-            let src = self.slots[tail.wrapping_add(i) & self.mask].get();
-            // SAFETY: slots in [tail, head) hold spans the producer wrote
-            // before its release of `head`, acquired above; each is read
-            // once, and `tail` moves past it below, giving the slot back.
-            out.push(unsafe { (*src).assume_init_read() });
+        // The spans lie in at most two runs (the second when they wrap
+        // round the end): each is moved with one bulk copy.
+        let start = tail & self.mask;
+        let first = n.min(self.slots.len() - start);
+        for (from, len) in [(start, first), (0, n - first)] {
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: slots in [tail, tail + n) hold spans the producer
+            // wrote before its release of `head`, acquired above; the two
+            // runs cover exactly those slots, `reserve` made room in `out`,
+            // and `UnsafeCell<MaybeUninit<T>>` has the layout of `T`. Each
+            // span is moved once: `tail` passes it below, giving the slot
+            // back without dropping it.
+            unsafe {
+                let src = self.slots.as_ptr().add(from).cast::<SpanData>();
+                let dst = out.as_mut_ptr().add(out.len());
+                dst.copy_from_nonoverlapping(src, len);
+                out.set_len(out.len() + len);
+            }
         }
         self.tail.0.store(tail.wrapping_add(n), Ordering::Release);
         n
