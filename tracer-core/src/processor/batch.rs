@@ -47,7 +47,8 @@ impl Default for BatchConfig {
 pub struct ProcessorStats {
     /// Spans handed to the exporter.
     pub exported: u64,
-    /// Spans dropped because their thread's queue was full.
+    /// Spans dropped: their thread's queue was full, or the thread was
+    /// being torn down.
     pub dropped: u64,
 }
 
@@ -378,7 +379,7 @@ impl SpanProcessor for BatchProcessor {
 
     #[inline]
     fn on_end_in(&self, slot: &mut Option<SpanData>) {
-        let _ = LOCAL.try_with(|l| {
+        let queued = LOCAL.try_with(|l| {
             let mut l = l.borrow_mut();
             let i = match l.first() {
                 Some(b) if Arc::ptr_eq(&b.shared, &self.shared) => 0,
@@ -396,6 +397,11 @@ impl SpanProcessor for BatchProcessor {
                 None => {}
             }
         });
+        // A span ended while its thread is being torn down (its queue is
+        // gone): dropped, and counted.
+        if queued.is_err() && slot.is_some() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Exports everything the queues hold, on the calling thread.
