@@ -10,7 +10,8 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tracer_core::{SpanData, SpanId, Status, StoredTrace, TraceStore};
+use tracer_core::{SpanData, SpanId, Status};
+use tracer_node::stores::{StoredTrace, TraceStore};
 use tracer_node::{handler, Ctx, Error};
 
 /// A span's outcome, from `"OK"`, `"ERROR"` or `"UNSET"` in any case.

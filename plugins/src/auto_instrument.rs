@@ -7,7 +7,8 @@ mod cluster;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tracer_core::{current, LogEntry, SpanContext};
+use tracer_core::{current, SpanContext};
+use tracer_node::stores::LogEntry;
 use tracer_node::{handler, headers_from_json, traced, Ctx, Error};
 
 /// The longest call chain the node keeps; a request recurses once per hop.

@@ -4,21 +4,25 @@
 //! is complete (`trace_complete`). Spans of a trace already reported
 //! complete update the stored trace.
 //!
-//! The node has no timer, so "complete" is judged lazily: on every `span`
-//! message, each trace whose root is in, whose spans reference no missing
-//! parent, and which received no span for [`QUIET_MS`] is reported.
+//! "Complete" is decided by the runtime's timers: a trace whose root is
+//! in, whose spans name no missing parent, and which received no span for
+//! [`QUIET`] is reported then, while the node waits for input; no further
+//! traffic is needed.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use tracer_core::{
     now_unix_nanos, KeyValue, Sampler, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
-    TraceId, TraceState, TraceStore,
+    TraceId, TraceState,
 };
-use tracer_node::{handler, Ctx, Error};
+use tracer_node::stores;
+use tracer_node::{handler, sidecar, BoundedMap, Ctx, Error};
 
 /// How long a trace must go without a new span before it is complete.
-pub const QUIET_MS: u64 = 100;
+pub const QUIET: Duration = Duration::from_millis(100);
 /// Traces followed until complete; past it the oldest is forgotten (its
 /// spans stay stored; it gets no notice).
 pub const MAX_PENDING: usize = 10_000;
@@ -36,7 +40,10 @@ struct Pending {
     /// Parent ids referenced but not received.
     missing: HashSet<SpanId>,
     has_root: bool,
-    last_nanos: u64,
+    /// When its last span came.
+    last: Instant,
+    /// A timer will look at it.
+    armed: bool,
 }
 
 impl Pending {
@@ -46,41 +53,44 @@ impl Pending {
 }
 
 /// The plugin's state, bounded: traces in progress and traces reported.
-#[derive(Default)]
 struct Collector {
-    pending: HashMap<TraceId, Pending>,
-    /// (trace, arrival) in arrival order; an entry whose trace received a
-    /// later span is stale and skipped.
-    arrivals: VecDeque<(TraceId, u64)>,
-    reported: HashSet<TraceId>,
-    reported_order: VecDeque<TraceId>,
-    forgotten: u64,
+    pending: BoundedMap<TraceId, Pending>,
+    reported: BoundedMap<TraceId, ()>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector {
+            pending: BoundedMap::new(MAX_PENDING),
+            reported: BoundedMap::new(MAX_REPORTED),
+        }
+    }
+}
+
+/// What a timer found when it looked at a trace.
+#[derive(Debug, PartialEq)]
+enum Quiet {
+    /// A span came since: look again after this long.
+    NotYet(Duration),
+    /// Quiet and complete: reported (taken out).
+    Complete,
+    /// Quiet but a parent is missing (or the trace is gone): the next span
+    /// arms a timer again.
+    Waiting,
 }
 
 impl Collector {
-    fn mark_reported(&mut self, id: TraceId) {
-        if self.reported.insert(id) {
-            self.reported_order.push_back(id);
-        }
-        while self.reported_order.len() > MAX_REPORTED {
-            if let Some(old) = self.reported_order.pop_front() {
-                self.reported.remove(&old);
-            }
-        }
-    }
-
-    /// Records a span of a trace not yet reported.
-    fn note(&mut self, id: TraceId, name: &str, from: &str, span: &SpanData, now: u64) {
-        if !self.pending.contains_key(&id) && self.pending.len() >= MAX_PENDING {
-            self.forget_oldest();
-        }
-        let p = self.pending.entry(id).or_insert_with(|| Pending {
+    /// Records a span of a trace not yet reported; whether a timer must
+    /// be armed for its trace.
+    fn note(&mut self, id: TraceId, name: &str, from: &str, span: &SpanData, now: Instant) -> bool {
+        let p = self.pending.get_or_insert_with(id, || Pending {
             name: name.to_owned(),
             notify: from.to_owned(),
             spans: HashSet::new(),
             missing: HashSet::new(),
             has_root: false,
-            last_nanos: now,
+            last: now,
+            armed: false,
         });
         let sid = span.context.span_id();
         p.spans.insert(sid);
@@ -95,43 +105,53 @@ impl Collector {
                 p.notify = from.to_owned();
             }
         }
-        p.last_nanos = now;
-        self.arrivals.push_back((id, now));
-        if self.arrivals.len() > 2 * MAX_PENDING {
-            let pending = &self.pending;
-            self.arrivals
-                .retain(|(id, at)| pending.get(id).is_some_and(|p| p.last_nanos == *at));
-        }
+        p.last = now;
+        !std::mem::replace(&mut p.armed, true)
     }
 
-    fn forget_oldest(&mut self) {
-        while let Some((id, at)) = self.arrivals.pop_front() {
-            if self.pending.get(&id).is_some_and(|p| p.last_nanos == at) {
-                self.pending.remove(&id);
-                self.forgotten += 1;
-                return;
+    /// A timer's look at a trace at `now`.
+    fn look(&mut self, id: TraceId, now: Instant) -> Quiet {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return Quiet::Waiting;
+        };
+        let quiet_for = now.saturating_duration_since(p.last);
+        if quiet_for < QUIET {
+            return Quiet::NotYet(QUIET - quiet_for);
+        }
+        p.armed = false;
+        if !p.is_complete() {
+            return Quiet::Waiting;
+        }
+        self.reported.insert(id, ());
+        Quiet::Complete
+    }
+}
+
+/// Sends `trace_complete` for the trace if it is quiet and complete;
+/// looks again later if a span came meanwhile.
+fn look_at(ctx: &mut Ctx<'_>, id: TraceId) {
+    match ctx.state::<Collector>().look(id, Instant::now()) {
+        Quiet::NotYet(left) => arm(ctx, id, left),
+        Quiet::Waiting => {}
+        Quiet::Complete => {
+            if let Some(p) = ctx.state::<Collector>().pending.remove(&id) {
+                let notice = TraceComplete {
+                    trace_id: p.name,
+                    span_count: p.spans.len(),
+                };
+                ctx.send(&p.notify, &notice);
             }
         }
     }
+}
 
-    /// Traces quiet since `now - QUIET_MS` and complete, taken out as
-    /// reported. A quiet incomplete trace waits for its next span.
-    fn take_complete(&mut self, now: u64) -> Vec<(TraceId, Pending)> {
-        let cutoff = now.saturating_sub(QUIET_MS * 1_000_000);
-        let mut done = Vec::new();
-        while let Some(&(id, at)) = self.arrivals.front() {
-            if at > cutoff {
-                break;
-            }
-            self.arrivals.pop_front();
-            let current = self.pending.get(&id).is_some_and(|p| p.last_nanos == at);
-            if current && self.pending[&id].is_complete() {
-                let p = self.pending.remove(&id).expect("just checked");
-                self.mark_reported(id);
-                done.push((id, p));
-            }
+/// Asks the runtime to look at the trace after `delay`. When the timers
+/// are full (counted in `stats`), the trace's next span tries again.
+fn arm(ctx: &mut Ctx<'_>, id: TraceId, delay: Duration) {
+    if ctx.after(delay, move |ctx| look_at(ctx, id)).is_err() {
+        if let Some(p) = ctx.state::<Collector>().pending.get_mut(&id) {
+            p.armed = false;
         }
-        done
     }
 }
 
@@ -158,15 +178,13 @@ pub struct SpanIntake {
     #[serde(default)]
     error: Option<String>,
     #[serde(default)]
-    sampling_rate: Option<f64>,
+    sampling_rate: Option<Box<RawValue>>,
 }
 
-/// `span_accepted {trace_id, span_id, sampled, reason?, action?}`.
+/// `span_accepted {sampled, reason?, action?}`: the course's shape.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "span_accepted")]
 pub struct SpanAccepted {
-    trace_id: String,
-    span_id: String,
     sampled: bool,
     /// Why a span was not kept.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,20 +209,22 @@ fn non_empty(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The sampling rate: the body's, else the envelope's, else 1.
-fn sampling_rate(ctx: &Ctx<'_>, body: Option<f64>) -> Result<f64, Error> {
+/// The sampling rate: the body's, else the envelope's, else 1; both read
+/// by the sidecar's one parser.
+fn sampling_rate(ctx: &Ctx<'_>, body: Option<&RawValue>) -> Result<f64, Error> {
     let rate = match body {
-        Some(r) => r,
-        None => match ctx.envelope("sampling_rate") {
-            Some(raw) => serde_json::from_str::<f64>(raw.get())
-                .map_err(|_| Error::bad_field("sampling_rate", "must be a number"))?,
-            None => 1.0,
-        },
+        Some(raw) => sidecar::sampling_rate(Some(raw))?,
+        None => ctx.sampling_rate()?,
     };
-    if !(0.0..=1.0).contains(&rate) {
-        return Err(Error::bad_field("sampling_rate", "must be between 0 and 1"));
-    }
-    Ok(rate)
+    Ok(rate.unwrap_or(1.0))
+}
+
+/// A rate as the course writes it: a whole percent (`"1%"`), or with the
+/// decimals it needs (`"0.5%"`, `"33.3333%"`).
+fn percent(rate: f64) -> String {
+    let text = format!("{:.4}", rate * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
 }
 
 /// The span as stored: `start_us` defaults to its arrival minus its
@@ -248,12 +268,12 @@ fn span_data(req: &SpanIntake, trace: TraceId, now: u64) -> Result<SpanData, Err
     Ok(SpanData {
         context: SpanContext::new(
             trace,
-            TraceStore::span_id_for(&req.span_id),
+            stores::span_id_for(&req.span_id),
             TraceFlags::SAMPLED,
             true,
             TraceState::EMPTY,
         ),
-        parent_span_id: req.parent_span_id.as_deref().map(TraceStore::span_id_for),
+        parent_span_id: req.parent_span_id.as_deref().map(stores::span_id_for),
         name: Cow::Owned(req.name.clone().unwrap_or_else(|| req.service.clone())),
         kind,
         start_unix_nanos: start,
@@ -267,7 +287,9 @@ fn span_data(req: &SpanIntake, trace: TraceId, now: u64) -> Result<SpanData, Err
 
 /// Takes in a span from another service. Sampling keeps or drops whole
 /// traces: the decision is a ratio of the trace id's bits (an opaque id's
-/// stable hash), the same on every node.
+/// stable hash), the same on every node. A dropped span is answered even
+/// without `msg_id` (the course's collector does so); a kept one only when
+/// asked.
 #[handler("span")]
 pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     non_empty("trace_id", &req.trace_id)?;
@@ -276,72 +298,62 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     if let Some(p) = &req.parent_span_id {
         non_empty("parent_span_id", p)?;
     }
-    let trace = TraceStore::trace_id_for(&req.trace_id);
+    let trace = stores::trace_id_for(&req.trace_id);
     if !trace.is_valid() {
         return Err(Error::bad_field(
             "trace_id",
             "the all-zero trace id is invalid",
         ));
     }
-    let rate = sampling_rate(ctx, req.sampling_rate)?;
-    let now = now_unix_nanos();
-    let data = span_data(&req, trace, now)?;
+    let rate = sampling_rate(ctx, req.sampling_rate.as_deref())?;
+    let data = span_data(&req, trace, now_unix_nanos())?;
+    if !Sampler::TraceIdRatio(rate).should_sample(None, trace) {
+        let reply = SpanAccepted {
+            sampled: false,
+            reason: Some(format!("Trace not sampled ({} rate)", percent(rate))),
+            action: None,
+        };
+        ctx.answer(&reply);
+        return Ok(reply);
+    }
     let from = ctx.src().unwrap_or("client").to_owned();
-
     let mut reply = SpanAccepted {
-        trace_id: req.trace_id.clone(),
-        span_id: req.span_id.clone(),
         sampled: true,
         reason: None,
         action: None,
     };
-    if !Sampler::TraceIdRatio(rate).should_sample(None, trace) {
+    let sid = data.context.span_id();
+    let parent = data.parent_span_id;
+    let state = ctx.state::<Collector>();
+    let arm_timer = if state.reported.contains_key(&trace) {
+        reply.action = Some("update_trace");
+        false
+    } else {
+        state.note(trace, &req.trace_id, &from, &data, Instant::now())
+    };
+    if arm_timer {
+        arm(ctx, trace, QUIET);
+    }
+    let exported = ctx.exports_spans().then(|| data.clone());
+    let mut store = ctx.traces();
+    if store.upsert(data) {
+        store.name_trace(trace, &req.trace_id);
+        store.name_span(trace, sid, &req.span_id);
+        if let (Some(pid), Some(name)) = (parent, &req.parent_span_id) {
+            store.name_span(trace, pid, name);
+        }
+        drop(store);
+        if let Some(span) = exported {
+            ctx.export_span(span);
+        }
+    } else {
         reply.sampled = false;
         reply.reason = Some(format!(
-            "trace not sampled at rate {rate} (the decision follows the trace id)"
+            "trace is full ({} spans kept per trace)",
+            store.limits().max_spans_per_trace
         ));
-    } else {
-        let sid = data.context.span_id();
-        let parent = data.parent_span_id;
-        let state = ctx.state::<Collector>();
-        if state.reported.contains(&trace) {
-            reply.action = Some("update_trace");
-        } else {
-            state.note(trace, &req.trace_id, &from, &data, now);
-        }
-        let exported = ctx.exports_spans().then(|| data.clone());
-        let mut store = ctx.traces();
-        if store.upsert(data) {
-            store.name_trace(trace, &req.trace_id);
-            store.name_span(trace, sid, &req.span_id);
-            if let (Some(pid), Some(name)) = (parent, &req.parent_span_id) {
-                store.name_span(trace, pid, name);
-            }
-            drop(store);
-            if let Some(span) = exported {
-                ctx.export_span(span);
-            }
-        } else {
-            reply.sampled = false;
-            reply.reason = Some(format!(
-                "trace is full ({} spans kept per trace)",
-                store.limits().max_spans_per_trace
-            ));
-        }
     }
-    report_complete(ctx, now);
     Ok(reply)
-}
-
-/// Sends `trace_complete` for every trace that is complete and quiet.
-fn report_complete(ctx: &mut Ctx<'_>, now: u64) {
-    for (_, p) in ctx.state::<Collector>().take_complete(now) {
-        let notice = TraceComplete {
-            trace_id: p.name,
-            span_count: p.spans.len(),
-        };
-        ctx.send(&p.notify, &notice);
-    }
 }
 
 #[cfg(test)]
@@ -369,48 +381,46 @@ mod tests {
         }
     }
 
-    const MS: u64 = 1_000_000;
+    const MS: Duration = Duration::from_millis(1);
 
     #[test]
     fn complete_needs_root_no_missing_parent_and_quiet() {
+        let t0 = Instant::now();
         let mut c = Collector::default();
         let t = TraceId::from_u128(1);
-        c.note(t, "t", "a", &data(2, Some(1)), 0);
-        assert!(c.take_complete(500 * MS).is_empty(), "parent 1 missing");
-        c.note(t, "t", "b", &data(1, None), 1_000 * MS);
-        assert!(c.take_complete(1_050 * MS).is_empty(), "not quiet yet");
-        let done = c.take_complete(1_100 * MS);
-        assert_eq!(done.len(), 1);
-        assert_eq!(done[0].1.notify, "b", "the root's sender is told");
-        assert_eq!(done[0].1.spans.len(), 2);
-        assert!(c.reported.contains(&t));
-        assert!(c.take_complete(5_000 * MS).is_empty(), "reported once");
+        assert!(c.note(t, "t", "a", &data(2, Some(1)), t0), "arm a timer");
+        assert_eq!(c.look(t, t0 + 500 * MS), Quiet::Waiting, "parent 1 missing");
+        assert!(c.note(t, "t", "b", &data(1, None), t0 + 1_000 * MS));
+        assert!(
+            !c.note(t, "t", "b", &data(3, Some(1)), t0 + 1_010 * MS),
+            "armed"
+        );
+        assert_eq!(c.look(t, t0 + 1_050 * MS), Quiet::NotYet(60 * MS));
+        assert_eq!(c.look(t, t0 + 1_110 * MS), Quiet::Complete);
+        let p = c.pending.remove(&t).unwrap();
+        assert_eq!(p.notify, "b", "the root's sender is told");
+        assert_eq!(p.spans.len(), 3);
+        assert!(c.reported.contains_key(&t));
     }
 
     #[test]
-    fn a_new_span_restarts_the_quiet_period() {
-        let mut c = Collector::default();
-        let t = TraceId::from_u128(1);
-        c.note(t, "t", "a", &data(1, None), 0);
-        c.note(t, "t", "a", &data(2, Some(1)), 90 * MS);
-        assert!(c.take_complete(150 * MS).is_empty());
-        assert_eq!(c.take_complete(190 * MS).len(), 1);
+    fn rates_are_written_as_the_course_writes_them() {
+        assert_eq!(percent(0.01), "1%");
+        assert_eq!(percent(0.5), "50%");
+        assert_eq!(percent(0.005), "0.5%");
+        assert_eq!(percent(1.0 / 3.0), "33.3333%");
+        assert_eq!(percent(0.0), "0%");
     }
 
     #[test]
     fn pending_traces_are_bounded() {
+        let t0 = Instant::now();
         let mut c = Collector::default();
         for i in 0..(MAX_PENDING as u128 + 5) {
-            c.note(
-                TraceId::from_u128(i + 1),
-                "t",
-                "a",
-                &data(2, Some(1)),
-                i as u64,
-            );
+            c.note(TraceId::from_u128(i + 1), "t", "a", &data(2, Some(1)), t0);
         }
         assert_eq!(c.pending.len(), MAX_PENDING);
-        assert_eq!(c.forgotten, 5);
+        assert_eq!(c.pending.evicted(), 5);
         assert!(!c.pending.contains_key(&TraceId::from_u128(1)));
     }
 }

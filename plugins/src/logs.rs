@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
-use tracer_core::{LogEntry, LogQuery};
+use tracer_node::stores::{LogEntry, LogQuery};
 use tracer_node::{handler, Ctx, Error};
 
 fn default_service() -> Cow<'static, str> {

@@ -51,9 +51,7 @@ pub fn proxy_request(ctx: &mut Ctx<'_>, req: ProxyRequest) -> Result<ProxyForwar
         )
     })?;
     let parent = propagation::extract(&headers).ok();
-    let rate = ctx
-        .envelope("sampling_rate")
-        .and_then(|v| serde_json::from_str::<f64>(v.get()).ok());
+    let rate = ctx.sampling_rate()?;
     let sampler = rate.map(|r| Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(r))));
     let mut builder = ctx
         .tracer()

@@ -10,8 +10,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tracer_core::propagation::Traceparent;
 use tracer_core::{
     now_unix_nanos, Array, KeyValue, Span, SpanContext, SpanId, SpanKind, Status, TraceFlags,
-    TraceId, TraceState, TraceStore, Value,
+    TraceId, TraceState, Value,
 };
+use tracer_node::stores;
 use tracer_node::{handler, Ctx, Error};
 
 /// Spans open at once; past it the oldest open span is ended by the node.
@@ -92,7 +93,7 @@ impl Spans {
     /// The open span, or why there is none: 22 for an ended one, 20 for an
     /// unknown one.
     fn get_mut(&mut self, spelled: &str) -> Result<&mut Open, Error> {
-        let id = TraceStore::span_id_for(spelled);
+        let id = stores::span_id_for(spelled);
         if self.open.contains_key(&id) {
             return Ok(self.open.get_mut(&id).expect("just checked"));
         }
@@ -101,7 +102,7 @@ impl Spans {
 
     /// Takes an open span out to end it, remembering that it ended.
     fn take(&mut self, spelled: &str) -> Result<(SpanId, Open), Error> {
-        let id = TraceStore::span_id_for(spelled);
+        let id = stores::span_id_for(spelled);
         match self.open.remove(&id) {
             Some(open) => {
                 self.mark_ended(id);
@@ -188,7 +189,7 @@ fn non_empty(field: &str, value: &str) -> Result<(), Error> {
 /// A client's trace id: any non-empty string but the all-zero id.
 fn client_trace_id(field: &str, spelled: &str) -> Result<TraceId, Error> {
     non_empty(field, spelled)?;
-    let id = TraceStore::trace_id_for(spelled);
+    let id = stores::trace_id_for(spelled);
     if !id.is_valid() {
         return Err(Error::bad_field(field, "the all-zero trace id is invalid"));
     }
@@ -248,7 +249,7 @@ pub fn create_span(ctx: &mut Ctx<'_>, req: CreateSpan) -> Result<SpanCreated, Er
     let parent = match &req.parent_span_id {
         Some(p) => {
             non_empty("parent_span_id", p)?;
-            Some(TraceStore::span_id_for(p))
+            Some(stores::span_id_for(p))
         }
         None => None,
     };
@@ -367,7 +368,7 @@ pub struct SpanLinkOk {}
 pub fn span_link(ctx: &mut Ctx<'_>, req: SpanLink) -> Result<SpanLinkOk, Error> {
     let trace = client_trace_id("trace_id", &req.trace_id)?;
     non_empty("linked_span_id", &req.linked_span_id)?;
-    let linked = TraceStore::span_id_for(&req.linked_span_id);
+    let linked = stores::span_id_for(&req.linked_span_id);
     let open = ctx.state::<Spans>().get_mut(&req.span_id)?;
     if open.links >= MAX_PER_SPAN {
         return Err(Error::precondition_failed(format!(

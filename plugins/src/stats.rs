@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use tracer_node::export::ExportStats;
-use tracer_node::{handler, Ctx, Error};
+use tracer_node::{handler, Ctx, Error, RuntimeStats};
 
 /// `stats {}`.
 #[derive(Deserialize)]
@@ -38,12 +38,13 @@ pub struct Export {
     logs: Option<ExportStats>,
 }
 
-/// `stats_ok {traces, logs, export?}`.
+/// `stats_ok {traces, logs, runtime, export?}`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "stats_ok")]
 pub struct StatsOk {
     traces: TraceStats,
     logs: LogStats,
+    runtime: RuntimeStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     export: Option<Export>,
 }
@@ -81,6 +82,7 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
     Ok(StatsOk {
         traces,
         logs,
+        runtime: ctx.runtime_stats(),
         export,
     })
 }

@@ -1,7 +1,9 @@
 //! Reading stored traces back: `get_trace`, `get_span`.
 
 use serde::{Deserialize, Serialize};
-use tracer_core::{serialize_attributes, KeyValue, SpanData, StoredTrace, TraceStore};
+use tracer_core::{serialize_attributes, KeyValue, SpanData};
+use tracer_node::stores;
+use tracer_node::stores::{StoredTrace, TraceStore};
 use tracer_node::{handler, Ctx, Error};
 
 /// `get_trace {trace_id}`.
@@ -143,7 +145,7 @@ pub struct SpanReply {
 pub fn get_span(ctx: &mut Ctx<'_>, req: GetSpan) -> Result<SpanReply, Error> {
     let store = ctx.traces();
     let (trace_id, trace, span) = store
-        .find_span(TraceStore::span_id_for(&req.span_id))
+        .find_span(stores::span_id_for(&req.span_id))
         .ok_or_else(|| {
             Error::key_does_not_exist(format!("span {:?} is not stored", req.span_id))
         })?;

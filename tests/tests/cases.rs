@@ -31,6 +31,10 @@ fn the_seed_cases_are_present() {
         "seed-auto-instrument.in.jsonl",
         "seed-log-search.in.jsonl",
         "seed-manual-instrument.in.jsonl",
+        "course-collector-aggregate.in.jsonl",
+        "course-collector-sampling.in.jsonl",
+        "course-analysis-error-rate.in.jsonl",
+        "course-analysis-performance.in.jsonl",
     ] {
         assert!(names.iter().any(|n| n == seed), "missing seed case {seed}");
     }

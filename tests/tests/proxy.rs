@@ -172,7 +172,10 @@ fn stats_counts_and_caps() {
     assert_eq!(s["logs"]["stored"], 5);
     assert_eq!(s["logs"]["dropped"], 2);
     assert_eq!(s["traces"]["max_traces"], 10_000);
-    assert!(s["traces"]["spans_stored"].as_u64().unwrap() >= 5, "{s}");
+    // Logs without trace context are the node's own telemetry: no span of
+    // theirs enters the store of user traces.
+    assert_eq!(s["traces"]["spans_stored"], 0, "{s}");
+    assert_eq!(s["traces"]["traces"], 0, "{s}");
     node.finish();
 }
 
@@ -188,7 +191,8 @@ fn trace_store_evicts_oldest_and_counts() {
     assert_error(&gone, 20, &[]);
     let s = node.call(json!({"type": "stats"}));
     assert_eq!(s["traces"]["traces"], 2);
-    assert!(s["traces"]["traces_evicted"].as_u64().unwrap() >= 3, "{s}");
+    // Only the four requests' traces count: get_trace and stats add none.
+    assert_eq!(s["traces"]["traces_evicted"], 2, "{s}");
     node.finish();
 }
 

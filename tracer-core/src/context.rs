@@ -45,6 +45,7 @@ pub struct SpanContext {
     span_id: SpanId,
     flags: TraceFlags,
     is_remote: bool,
+    self_telemetry: bool,
     state: TraceState,
 }
 
@@ -62,8 +63,25 @@ impl SpanContext {
             span_id,
             flags,
             is_remote,
+            self_telemetry: false,
             state,
         }
+    }
+
+    /// The same context, marked as (or cleared of being) the process's own
+    /// telemetry: the spans a sidecar makes for traffic that carried no
+    /// trace context, as an Envoy sidecar does. Processors that keep user
+    /// data (a trace store) skip such spans; exporters still get them. The
+    /// mark is inherited by child spans and never propagated on the wire.
+    pub fn with_self_telemetry(mut self, yes: bool) -> Self {
+        self.self_telemetry = yes;
+        self
+    }
+
+    /// Whether the span belongs to the process's own telemetry (see
+    /// [`with_self_telemetry`](Self::with_self_telemetry)).
+    pub fn is_self_telemetry(&self) -> bool {
+        self.self_telemetry
     }
 
     /// The trace id.

@@ -170,41 +170,6 @@ impl fmt::Debug for SpanId {
     }
 }
 
-/// How a trace id is looked up: the two spellings of 128 bits are one key,
-/// any other string is a key of its own.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum TraceKey {
-    /// A 32-hex or hyphenated-UUID id, by value.
-    Id(TraceId),
-    /// Any other string, compared exactly.
-    Opaque(std::sync::Arc<str>),
-}
-
-impl TraceKey {
-    /// The key for an id as a client spelled it.
-    pub fn new(spelled: &str) -> Self {
-        match TraceId::parse(spelled) {
-            Some(id) => TraceKey::Id(id),
-            None => TraceKey::Opaque(spelled.into()),
-        }
-    }
-
-    /// The key for an id already held in an `Arc`: an opaque id shares it
-    /// instead of copying it.
-    pub fn from_shared(spelled: &std::sync::Arc<str>) -> Self {
-        match TraceId::parse(spelled) {
-            Some(id) => TraceKey::Id(id),
-            None => TraceKey::Opaque(spelled.clone()),
-        }
-    }
-}
-
-impl From<TraceId> for TraceKey {
-    fn from(id: TraceId) -> Self {
-        TraceKey::Id(id)
-    }
-}
-
 thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());
 }
@@ -277,15 +242,5 @@ mod tests {
             SpanId::from_hex("00f067aa0ba902b7"),
             Some(SpanId::from_u64(0x00f0_67aa_0ba9_02b7))
         );
-    }
-
-    #[test]
-    fn trace_keys_follow_the_spelling_rule() {
-        assert_eq!(
-            TraceKey::new("4bf92f3577b34da6a3ce929d0e0e4736"),
-            TraceKey::new("4bf92f35-77b3-4da6-a3ce-929d0e0e4736")
-        );
-        assert_ne!(TraceKey::new("abc123"), TraceKey::new("ABC123"));
-        assert_eq!(TraceKey::new("abc123"), TraceKey::new("abc123"));
     }
 }

@@ -1,5 +1,6 @@
-//! `tracer-core`: spans, context propagation, sampling and bounded stores for
-//! end-to-end tracing, usable on its own or inside the `tracer-node` runtime.
+//! `tracer-core`: spans, context propagation, sampling, and the pipeline
+//! that takes finished spans and log records to exporters, for end-to-end
+//! tracing; usable on its own or inside the `tracer-node` runtime.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,7 +37,6 @@ mod processor;
 pub mod propagation;
 mod sampling;
 mod span;
-mod store;
 mod tracer;
 
 pub use attributes::{serialize_map as serialize_attributes, Array, Key, KeyValue, Value};
@@ -45,17 +45,16 @@ pub use context::{SpanContext, TraceFlags};
 pub use current::{
     attach, current, ContextGuard, EnteredSpan, FutureExt, Instrumented, WithContext,
 };
-pub use ids::{SpanId, TraceId, TraceKey};
+pub use ids::{SpanId, TraceId};
 pub use log_bridge::LogBridge;
-pub use logs::{LogEntry, LogQuery, LogStats, LogStore};
+pub use logs::{LogExporter, LogProcessor, LogRecord};
 pub use processor::{
-    BatchConfig, BatchProcessor, DropExporter, InMemoryExporter, NoopProcessor, ProcessorStats,
-    SimpleProcessor, SpanExporter, SpanProcessor,
+    BatchConfig, BatchLogProcessor, BatchProcessor, DropExporter, Exportable, InMemoryExporter,
+    IntoExporter, NoopProcessor, ProcessorStats, SimpleProcessor, SpanExporter, SpanProcessor,
 };
 pub use propagation::{TraceState, Traceparent};
 pub use sampling::Sampler;
 pub use span::{Event, Link, Span, SpanData, SpanKind, Status};
-pub use store::{StoreLimits, StoreStats, StoredTrace, TraceStore};
 pub use tracer::{SpanBuilder, Tracer};
 
 /// Re-exported for the macros' generated code.

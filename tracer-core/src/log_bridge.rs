@@ -1,40 +1,45 @@
-//! A `log` crate bridge: records logged while a span is current are stored
-//! with that span's trace and span ids.
+//! A `log` crate bridge: records logged while a span is current carry that
+//! span's trace and span ids into the log pipeline.
 
+use crate::clock::now_unix_nanos;
 use crate::current;
-use crate::logs::{LogEntry, LogStore};
-use std::sync::{Arc, Mutex};
+use crate::logs::{LogProcessor, LogRecord};
+use std::sync::Arc;
 
-/// A [`log::Log`] that stores every enabled record in a [`LogStore`], with
-/// the current span's ids, then passes it on to a wrapped logger.
+/// A [`log::Log`] that emits every enabled record to a [`LogProcessor`],
+/// with the current span's ids, then passes it on to a wrapped logger.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use tracer_core::{InMemoryExporter, LogBridge, LogQuery, LogStore, Sampler, Tracer};
+/// use tracer_core::{InMemoryExporter, LogBridge, LogRecord, Sampler, Tracer};
 ///
-/// let store = Arc::new(Mutex::new(LogStore::new(1000)));
-/// LogBridge::new(store.clone(), "checkout", log::LevelFilter::Info).install().unwrap();
+/// let records = Arc::new(Mutex::new(Vec::<LogRecord>::new()));
+/// LogBridge::new(records.clone(), "checkout", log::LevelFilter::Info).install().unwrap();
 /// let tracer = Tracer::new(Sampler::AlwaysOn, InMemoryExporter::new());
 /// let span = tracer.start("charge").entered();
 /// log::info!("charged {} cents", 1250);
-/// let trace = span.context().trace_id().to_hex();
+/// let trace = span.context().trace_id();
 /// drop(span);
-/// let logs = store.lock().unwrap();
-/// let found = logs.search(&LogQuery { trace_id: Some(&trace), ..LogQuery::default() });
-/// assert_eq!(&*found[0].message, "charged 1250 cents");
+/// let records = records.lock().unwrap();
+/// assert_eq!(&*records[0].body, "charged 1250 cents");
+/// assert_eq!(records[0].trace_id, Some(trace));
 /// ```
 pub struct LogBridge {
-    store: Arc<Mutex<LogStore>>,
+    processor: Box<dyn LogProcessor>,
     service: Arc<str>,
     level: log::LevelFilter,
     next: Option<Box<dyn log::Log>>,
 }
 
 impl LogBridge {
-    /// Stores records at `level` and above as logged by `service`.
-    pub fn new(store: Arc<Mutex<LogStore>>, service: &str, level: log::LevelFilter) -> Self {
+    /// Emits records at `level` and above as written by `service`.
+    pub fn new(
+        processor: impl LogProcessor + 'static,
+        service: &str,
+        level: log::LevelFilter,
+    ) -> Self {
         LogBridge {
-            store,
+            processor: Box::new(processor),
             service: Arc::from(service),
             level,
             next: None,
@@ -64,19 +69,15 @@ impl log::Log for LogBridge {
     fn log(&self, record: &log::Record<'_>) {
         if record.level() <= self.level {
             let ctx = current::current().filter(|c| c.is_valid());
-            let entry = LogEntry {
+            self.processor.emit(LogRecord {
+                time_unix_nanos: now_unix_nanos(),
                 service: self.service.clone(),
-                message: record.args().to_string().into(),
-                trace_id: ctx.as_ref().map(|c| c.trace_id().to_hex().into()),
-                span_id: ctx.as_ref().map(|c| c.span_id().to_hex().into()),
                 level: Some(record.level().as_str().into()),
-                attributes: None,
-            };
-            // A poisoned store still holds good entries: keep using it.
-            self.store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(entry);
+                body: record.args().to_string().into(),
+                trace_id: ctx.as_ref().map(|c| c.trace_id()),
+                span_id: ctx.as_ref().map(|c| c.span_id()),
+                attributes: Vec::new(),
+            });
         }
         if let Some(next) = &self.next {
             if next.enabled(record.metadata()) {
@@ -86,6 +87,7 @@ impl log::Log for LogBridge {
     }
 
     fn flush(&self) {
+        self.processor.force_flush();
         if let Some(next) = &self.next {
             next.flush();
         }
@@ -95,16 +97,17 @@ impl log::Log for LogBridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryExporter, LogQuery, Sampler, Tracer};
+    use crate::{InMemoryExporter, Sampler, Tracer};
     use log::Log;
+    use std::sync::Mutex;
 
     #[test]
     fn records_carry_the_current_span() {
-        let store = Arc::new(Mutex::new(LogStore::new(10)));
-        let bridge = LogBridge::new(store.clone(), "checkout", log::LevelFilter::Info);
+        let records = Arc::new(Mutex::new(Vec::<LogRecord>::new()));
+        let bridge = LogBridge::new(records.clone(), "checkout", log::LevelFilter::Info);
         let tracer = Tracer::new(Sampler::AlwaysOn, InMemoryExporter::new());
         let span = tracer.start("op").entered();
-        let trace = span.context().trace_id().to_hex();
+        let ctx = span.context().clone();
         bridge.log(
             &log::Record::builder()
                 .args(format_args!("charged {}", 42))
@@ -124,15 +127,13 @@ mod tests {
                 .level(log::Level::Warn)
                 .build(),
         );
-        let s = store.lock().unwrap();
-        let in_trace = s.search(&LogQuery {
-            trace_id: Some(&trace),
-            ..Default::default()
-        });
-        assert_eq!(in_trace.len(), 1);
-        assert_eq!(&*in_trace[0].message, "charged 42");
-        assert_eq!(in_trace[0].level.as_deref(), Some("INFO"));
-        assert_eq!(s.len(), 2, "debug is below the level");
-        assert_eq!(s.search(&LogQuery::default())[1].trace_id, None);
+        let r = records.lock().unwrap();
+        assert_eq!(r.len(), 2, "debug is below the level");
+        assert_eq!(&*r[0].body, "charged 42");
+        assert_eq!(r[0].level.as_deref(), Some("INFO"));
+        assert_eq!(r[0].trace_id, Some(ctx.trace_id()));
+        assert_eq!(r[0].span_id, Some(ctx.span_id()));
+        assert_eq!(&*r[0].service, "checkout");
+        assert_eq!(r[1].trace_id, None, "no span was current");
     }
 }

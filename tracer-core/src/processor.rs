@@ -2,6 +2,7 @@
 
 use crate::span::SpanData;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Receives every finished, sampled span, in the manner of OpenTelemetry's
 /// span processors.
@@ -21,6 +22,57 @@ pub trait SpanProcessor: Send + Sync {
     }
     /// Exports whatever is buffered.
     fn force_flush(&self) {}
+
+    /// Whether the processor would keep this span: a fan-out asks before
+    /// it copies a span for it. The default is yes.
+    #[inline]
+    fn accepts(&self, _span: &SpanData) -> bool {
+        true
+    }
+}
+
+/// Both processors get every span (the first a copy, the second the span
+/// itself): a tracer with a store and an exporter, as an OpenTelemetry
+/// provider holds a list of processors.
+impl<A: SpanProcessor, B: SpanProcessor> SpanProcessor for (A, B) {
+    fn on_end(&self, span: SpanData) {
+        self.on_end_in(&mut Some(span));
+    }
+    fn on_end_in(&self, slot: &mut Option<SpanData>) {
+        if let Some(span) = slot.as_ref().filter(|s| self.0.accepts(s)) {
+            self.0.on_end(span.clone());
+        }
+        self.1.on_end_in(slot);
+    }
+    fn force_flush(&self) {
+        self.0.force_flush();
+        self.1.force_flush();
+    }
+    fn accepts(&self, span: &SpanData) -> bool {
+        self.0.accepts(span) || self.1.accepts(span)
+    }
+}
+
+/// `None` drops every span: a processor that is switched off.
+impl<P: SpanProcessor> SpanProcessor for Option<P> {
+    fn on_end(&self, span: SpanData) {
+        if let Some(p) = self {
+            p.on_end(span);
+        }
+    }
+    fn on_end_in(&self, slot: &mut Option<SpanData>) {
+        if let Some(p) = self {
+            p.on_end_in(slot);
+        }
+    }
+    fn force_flush(&self) {
+        if let Some(p) = self {
+            p.force_flush();
+        }
+    }
+    fn accepts(&self, span: &SpanData) -> bool {
+        self.as_ref().is_some_and(|p| p.accepts(span))
+    }
 }
 
 /// Drops every span.
@@ -29,6 +81,9 @@ pub struct NoopProcessor;
 
 impl SpanProcessor for NoopProcessor {
     fn on_end(&self, _span: SpanData) {}
+    fn accepts(&self, _span: &SpanData) -> bool {
+        false
+    }
 }
 
 impl<P: SpanProcessor + ?Sized> SpanProcessor for Arc<P> {
@@ -40,6 +95,9 @@ impl<P: SpanProcessor + ?Sized> SpanProcessor for Arc<P> {
     }
     fn force_flush(&self) {
         (**self).force_flush();
+    }
+    fn accepts(&self, span: &SpanData) -> bool {
+        (**self).accepts(span)
     }
 }
 
@@ -76,11 +134,17 @@ pub trait SpanExporter: Send + Sync {
     /// is kept. The caller clears the batch afterwards and reuses its
     /// memory, so steady-state export allocates nothing.
     fn export(&self, batch: &mut Vec<SpanData>);
+    /// The processor is shutting down and must be done by `deadline`: an
+    /// exporter that retries stops retrying then.
+    fn shutdown(&self, _deadline: Instant) {}
 }
 
 impl<E: SpanExporter + ?Sized> SpanExporter for Arc<E> {
     fn export(&self, batch: &mut Vec<SpanData>) {
         (**self).export(batch);
+    }
+    fn shutdown(&self, deadline: Instant) {
+        (**self).shutdown(deadline);
     }
 }
 
@@ -122,6 +186,8 @@ impl<E: SpanExporter> SpanProcessor for SimpleProcessor<E> {
     }
 }
 
-pub use batch::{BatchConfig, BatchProcessor, ProcessorStats};
+pub use batch::{
+    BatchConfig, BatchLogProcessor, BatchProcessor, Exportable, IntoExporter, ProcessorStats,
+};
 
 mod batch;

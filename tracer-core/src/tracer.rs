@@ -68,6 +68,7 @@ impl Tracer {
             parent: Parent::Current,
             start: None,
             sampler: None,
+            self_telemetry: false,
         }
     }
 
@@ -164,6 +165,7 @@ pub struct SpanBuilder<'t> {
     parent: Parent,
     start: Option<u64>,
     sampler: Option<&'t Sampler>,
+    self_telemetry: bool,
 }
 
 impl<'t> SpanBuilder<'t> {
@@ -227,6 +229,14 @@ impl<'t> SpanBuilder<'t> {
         self
     }
 
+    /// Marks the span (and so its children) as the process's own telemetry
+    /// (see [`SpanContext::with_self_telemetry`]); a span whose parent is
+    /// marked is marked without this.
+    pub fn self_telemetry(mut self) -> Self {
+        self.self_telemetry = true;
+        self
+    }
+
     /// Overrides the tracer's sampler for this span.
     pub fn sampler(mut self, sampler: &'t Sampler) -> Self {
         self.sampler = Some(sampler);
@@ -248,6 +258,11 @@ impl<'t> SpanBuilder<'t> {
         };
         let parent_span_id = origin.parent_span_id;
         let context = origin.context();
+        let context = if self.self_telemetry {
+            context.with_self_telemetry(true)
+        } else {
+            context
+        };
         if !context.is_sampled() {
             return Span::non_recording(context);
         }
@@ -286,6 +301,7 @@ struct Origin {
     /// The parent's flags with the sampled bit set to the decision.
     flags: TraceFlags,
     state: TraceState,
+    self_telemetry: bool,
 }
 
 impl Origin {
@@ -299,6 +315,7 @@ impl Origin {
             false,
             self.state,
         )
+        .with_self_telemetry(self.self_telemetry)
     }
 
     #[inline(always)]
@@ -312,6 +329,7 @@ impl Origin {
                     parent_span_id: Some(p.span_id()),
                     flags: p.flags().with_sampled(sampled),
                     state: p.trace_state().clone(),
+                    self_telemetry: p.is_self_telemetry(),
                 }
             }
             None => {
@@ -324,6 +342,7 @@ impl Origin {
                     parent_span_id: None,
                     flags: TraceFlags::NONE.with_sampled(sampled),
                     state: TraceState::EMPTY,
+                    self_telemetry: false,
                 }
             }
         }

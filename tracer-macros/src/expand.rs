@@ -257,7 +257,7 @@ pub(crate) fn handler(args: HandlerArgs, item: ItemFn) -> syn::Result<TokenStrea
         #[allow(non_snake_case)]
         fn #call(
             ctx: &mut ::tracer_node::Ctx<'_>,
-            body: &::tracer_node::__private::RawValue,
+            body: &::tracer_node::__private::Body<'_>,
         ) -> ::core::result::Result<(), ::tracer_node::Error> {
             let request: #req_ty = ::tracer_node::__private::decode(body)?;
             let reply = #fn_name(ctx, request)?;

@@ -208,7 +208,7 @@ pub(super) fn run_route(
             let client = ctx.incoming().cloned();
             let trace = client.as_ref().map(SpanContext::trace_id);
             match reply.map_err(|e| e.to_string()).and_then(|body| {
-                serde_json::from_str::<HopOk>(body.get())
+                body.decode::<HopOk>()
                     .map_err(|_| format!("{peer} answered with something else than hop_ok"))
             }) {
                 Ok(ok) => {

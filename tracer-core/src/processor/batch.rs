@@ -1,14 +1,17 @@
-//! The batching span processor: a lock-free queue per thread, drained by an
-//! export thread.
+//! The batching processor: a lock-free queue per thread, drained by an
+//! export thread. One design for both signals: spans
+//! ([`SpanExporter`]) and log records ([`LogExporter`]).
 
 use super::{SpanExporter, SpanProcessor};
+use crate::logs::{LogExporter, LogProcessor, LogRecord};
 use crate::span::SpanData;
+use std::any::Any;
 use std::cell::{RefCell, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Caps and timing of a [`BatchProcessor`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +48,13 @@ impl Default for BatchConfig {
 /// What a [`BatchProcessor`] has done.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessorStats {
-    /// Spans handed to the exporter.
+    /// Items handed to the exporter.
     pub exported: u64,
-    /// Spans dropped: their thread's queue was full, or the thread was
-    /// being torn down.
+    /// Items dropped: their thread's queue was full, the thread was being
+    /// torn down, or they were still queued at the shutdown deadline.
     pub dropped: u64,
+    /// Items waiting in the queues now.
+    pub queued: u64,
 }
 
 /// Keeps a value on a cache line of its own, so that the producer's index
@@ -64,8 +69,8 @@ struct Padded<T>(T);
 /// `head + 1` with a release store; the consumer reads `head` with an
 /// acquire load, moves the spans before it out, and publishes its `tail`
 /// the same way. On x86 neither side executes a locked instruction.
-struct Ring {
-    slots: Box<[UnsafeCell<MaybeUninit<SpanData>>]>,
+struct Ring<T> {
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     /// `slots.len() - 1`; the length is a power of two.
     mask: usize,
     /// Spans the ring may hold: `BatchConfig::max_queue_size`.
@@ -82,11 +87,11 @@ struct Ring {
 // single-consumer protocol above: a slot between `tail` and `head` belongs
 // to the consumer, any other to the producer, and each side hands slots
 // over with a release store that the other side reads with an acquire
-// load. `SpanData` is `Send`.
-unsafe impl Sync for Ring {}
+// load. The items are `Send`.
+unsafe impl<T: Send> Sync for Ring<T> {}
 
-impl Ring {
-    fn new(cap: usize) -> Ring {
+impl<T> Ring<T> {
+    fn new(cap: usize) -> Ring<T> {
         let cap = cap.max(1);
         let len = cap.next_power_of_two();
         Ring {
@@ -114,7 +119,7 @@ impl Ring {
         &self,
         head: &mut usize,
         tail_seen: &mut usize,
-        slot: &mut Option<SpanData>,
+        slot: &mut Option<T>,
     ) -> Option<usize> {
         let span = slot.as_mut()?;
         if head.wrapping_sub(*tail_seen) >= self.cap {
@@ -123,7 +128,7 @@ impl Ring {
                 return None;
             }
         }
-        let dst = self.slots[*head & self.mask].get().cast::<SpanData>();
+        let dst = self.slots[*head & self.mask].get().cast::<T>();
         // SAFETY: the slot at `head` is outside [tail, head): the consumer
         // is done with it (its release of `tail` was acquired above or
         // earlier) and holds no value there. The span is copied bit for bit
@@ -143,7 +148,7 @@ impl Ring {
     /// # Safety
     /// Only one consumer at a time calls this (the caller holds
     /// [`Shared::consume`]).
-    unsafe fn drain(&self, max: usize, out: &mut Vec<SpanData>) -> usize {
+    unsafe fn drain(&self, max: usize, out: &mut Vec<T>) -> usize {
         let tail = self.tail.0.load(Ordering::Relaxed);
         let head = self.head.0.load(Ordering::Acquire);
         let n = head.wrapping_sub(tail).min(max);
@@ -163,7 +168,7 @@ impl Ring {
             // span is moved once: `tail` passes it below, giving the slot
             // back without dropping it.
             unsafe {
-                let src = self.slots.as_ptr().add(from).cast::<SpanData>();
+                let src = self.slots.as_ptr().add(from).cast::<T>();
                 let dst = out.as_mut_ptr().add(out.len());
                 dst.copy_from_nonoverlapping(src, len);
                 out.set_len(out.len() + len);
@@ -174,7 +179,7 @@ impl Ring {
     }
 }
 
-impl Drop for Ring {
+impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         let mut rest = Vec::new();
         // SAFETY: `&mut self`: no producer or consumer is left.
@@ -182,28 +187,81 @@ impl Drop for Ring {
     }
 }
 
-struct Shared {
+/// What a batch processor carries: spans or log records. Each kind names
+/// its exporter trait; the processor is the same.
+pub trait Exportable: Send + Sized + 'static {
+    /// The exporter trait object batches of this kind go to.
+    type Exporter: ?Sized + Send + Sync + 'static;
+    /// Hands a batch to the exporter.
+    fn export(exporter: &Self::Exporter, batch: &mut Vec<Self>);
+    /// Tells the exporter that the processor is shutting down and must be
+    /// done by `deadline` (an exporter that retries stops then).
+    fn shutdown(exporter: &Self::Exporter, deadline: Instant);
+}
+
+impl Exportable for SpanData {
+    type Exporter = dyn SpanExporter;
+    fn export(exporter: &dyn SpanExporter, batch: &mut Vec<Self>) {
+        exporter.export(batch);
+    }
+    fn shutdown(exporter: &dyn SpanExporter, deadline: Instant) {
+        exporter.shutdown(deadline);
+    }
+}
+
+impl Exportable for LogRecord {
+    type Exporter = dyn LogExporter;
+    fn export(exporter: &dyn LogExporter, batch: &mut Vec<Self>) {
+        exporter.export(batch);
+    }
+    fn shutdown(exporter: &dyn LogExporter, deadline: Instant) {
+        exporter.shutdown(deadline);
+    }
+}
+
+/// An exporter a [`BatchProcessor`] of `T` can take.
+pub trait IntoExporter<T: Exportable> {
+    /// Boxes it as the exporter trait object of `T`.
+    fn into_exporter(self) -> Box<T::Exporter>;
+}
+
+impl<E: SpanExporter + 'static> IntoExporter<SpanData> for E {
+    fn into_exporter(self) -> Box<dyn SpanExporter> {
+        Box::new(self)
+    }
+}
+
+impl<E: LogExporter + 'static> IntoExporter<LogRecord> for E {
+    fn into_exporter(self) -> Box<dyn LogExporter> {
+        Box::new(self)
+    }
+}
+
+struct Shared<T: Exportable> {
     /// Every thread's ring; a closed one is dropped after its last drain.
-    rings: Mutex<Vec<Arc<Ring>>>,
+    rings: Mutex<Vec<Arc<Ring<T>>>>,
     /// Held while draining: the export thread, `force_flush` and
     /// `shutdown` may all drain, one at a time.
     consume: Mutex<()>,
     /// Set (under its lock) to wake the export thread early.
     wake: Mutex<bool>,
     wake_cv: Condvar,
-    exporter: Box<dyn SpanExporter>,
+    exporter: Box<T::Exporter>,
     config: BatchConfig,
     exported: AtomicU64,
     dropped: AtomicU64,
     shutdown: AtomicBool,
+    /// Set by the export thread when it has exported its last batch.
+    done: Mutex<bool>,
+    done_cv: Condvar,
 }
 
-impl Shared {
+impl<T: Exportable> Shared<T> {
     /// Drains every ring and exports what it held, in batches of at most
     /// `max_export_batch_size`, on the calling thread.
     fn export_all(&self) {
         let _consumer = self.consume.lock().unwrap_or_else(|e| e.into_inner());
-        let rings: Vec<Arc<Ring>> = {
+        let rings: Vec<Arc<Ring<T>>> = {
             let mut all = self.rings.lock().unwrap_or_else(|e| e.into_inner());
             let snapshot = all.clone();
             // Closed rings are drained below one last time.
@@ -216,11 +274,23 @@ impl Shared {
             // SAFETY: this thread holds `consume`.
             while unsafe { ring.drain(max, &mut batch) } > 0 {
                 let n = batch.len() as u64;
-                self.exporter.export(&mut batch);
+                T::export(&self.exporter, &mut batch);
                 self.exported.fetch_add(n, Ordering::Relaxed);
                 batch.clear();
             }
         }
+    }
+
+    /// Items waiting in the queues now.
+    fn queued(&self) -> u64 {
+        let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        rings
+            .iter()
+            .map(|r| {
+                let head = r.head.0.load(Ordering::Acquire);
+                head.wrapping_sub(r.tail.0.load(Ordering::Acquire)) as u64
+            })
+            .sum()
     }
 
     fn wake(&self) {
@@ -244,24 +314,42 @@ impl Shared {
             }
             self.export_all();
             if self.shutdown.load(Ordering::Acquire) {
+                *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                self.done_cv.notify_all();
                 return;
             }
         }
     }
 }
 
+/// The ring's side a thread's entry needs whatever it carries.
+trait RingControl: Send + Sync {
+    fn close(&self);
+}
+
+impl<T: Send> RingControl for Ring<T> {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
 /// A thread's ring for one processor, with the producer's side of the
-/// indices.
+/// indices. One thread-local list serves processors of every item type:
+/// an entry is found by its processor's address, which fixes the type.
 struct Local {
-    shared: Arc<Shared>,
-    ring: Arc<Ring>,
+    /// The processor's `Shared`, by address (and kept alive by `_owner`).
+    owner: *const (),
+    _owner: Arc<dyn Any + Send + Sync>,
+    ring: Arc<dyn RingControl>,
+    /// `ring` as a `*const Ring<T>` of the owner's `T`.
+    ring_ptr: *const (),
     head: usize,
     tail_seen: usize,
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
-        self.ring.closed.store(true, Ordering::Release);
+        self.ring.close();
     }
 }
 
@@ -289,12 +377,15 @@ thread_local! {
 /// assert_eq!(exporter.take().len(), 2);
 /// assert_eq!(batch.stats().dropped, 0);
 /// ```
-pub struct BatchProcessor {
-    shared: Arc<Shared>,
+pub struct BatchProcessor<T: Exportable = SpanData> {
+    shared: Arc<Shared<T>>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for BatchProcessor {
+/// A [`BatchProcessor`] of log records.
+pub type BatchLogProcessor = BatchProcessor<LogRecord>;
+
+impl<T: Exportable> std::fmt::Debug for BatchProcessor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchProcessor")
             .field("config", &self.shared.config)
@@ -303,19 +394,21 @@ impl std::fmt::Debug for BatchProcessor {
     }
 }
 
-impl BatchProcessor {
+impl<T: Exportable> BatchProcessor<T> {
     /// A processor exporting to `exporter` from a background thread.
-    pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
+    pub fn new(exporter: impl IntoExporter<T>, config: BatchConfig) -> Self {
         let shared = Arc::new(Shared {
             rings: Mutex::new(Vec::new()),
             consume: Mutex::new(()),
             wake: Mutex::new(false),
             wake_cv: Condvar::new(),
-            exporter: Box::new(exporter),
+            exporter: exporter.into_exporter(),
             config,
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
         });
         let worker = {
             let shared = shared.clone();
@@ -335,6 +428,7 @@ impl BatchProcessor {
         ProcessorStats {
             exported: self.shared.exported.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
+            queued: self.shared.queued(),
         }
     }
 
@@ -342,17 +436,20 @@ impl BatchProcessor {
     /// registered) on first use.
     #[cold]
     fn local_index(&self, l: &mut Vec<Local>) -> usize {
-        if let Some(i) = l.iter().position(|b| Arc::ptr_eq(&b.shared, &self.shared)) {
+        let owner = Arc::as_ptr(&self.shared).cast::<()>();
+        if let Some(i) = l.iter().position(|b| b.owner == owner) {
             return i;
         }
-        let ring = Arc::new(Ring::new(self.shared.config.max_queue_size));
+        let ring = Arc::new(Ring::<T>::new(self.shared.config.max_queue_size));
         self.shared
             .rings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(ring.clone());
         l.push(Local {
-            shared: self.shared.clone(),
+            owner,
+            _owner: self.shared.clone(),
+            ring_ptr: Arc::as_ptr(&ring).cast::<()>(),
             ring,
             head: 0,
             tail_seen: 0,
@@ -360,7 +457,42 @@ impl BatchProcessor {
         l.len() - 1
     }
 
-    /// Stops the export thread after exporting what the queues hold.
+    /// Moves an item into this thread's queue; a full queue (or a thread
+    /// being torn down) drops it, counted.
+    #[inline]
+    fn push(&self, slot: &mut Option<T>) {
+        let owner = Arc::as_ptr(&self.shared).cast::<()>();
+        let queued = LOCAL.try_with(|l| {
+            let mut l = l.borrow_mut();
+            let i = match l.first() {
+                Some(b) if b.owner == owner => 0,
+                _ => self.local_index(&mut l),
+            };
+            let local = &mut l[i];
+            // SAFETY: entries are found by their processor's address, and
+            // this processor made the entry with a `Ring<T>` of its own `T`
+            // (kept alive by `local.ring`).
+            let ring = unsafe { &*local.ring_ptr.cast::<Ring<T>>() };
+            // SAFETY: `local` is this thread's, and this thread is its
+            // ring's one producer.
+            match unsafe { ring.push(&mut local.head, &mut local.tail_seen, slot) } {
+                Some(held) if held == ring.cap.div_ceil(2) => self.shared.wake(),
+                Some(_) => {}
+                None if slot.is_some() => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+        });
+        // An item ended while its thread is being torn down (its queue is
+        // gone): dropped, and counted.
+        if queued.is_err() && slot.is_some() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the export thread after exporting what the queues hold,
+    /// however long the exporter takes.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
         self.shared.wake();
@@ -369,39 +501,50 @@ impl BatchProcessor {
         }
         self.shared.export_all();
     }
+
+    /// Exports what the queues hold, giving up at `deadline`: the exporter
+    /// is told the deadline (it stops retrying then), and this returns by
+    /// then even when an export request is still in flight; the export
+    /// thread is then left behind, and what the queues still hold is
+    /// counted as dropped. Returns whether everything was handed over.
+    pub fn shutdown_by(&self, deadline: Instant) -> bool {
+        T::shutdown(&self.shared.exporter, deadline);
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.wake();
+        let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return true;
+        };
+        let done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, _) = self
+            .shared
+            .done_cv
+            .wait_timeout_while(
+                done,
+                deadline.saturating_duration_since(Instant::now()),
+                |d| !*d,
+            )
+            .unwrap_or_else(|e| e.into_inner());
+        let finished = *done;
+        drop(done);
+        if finished {
+            let _ = worker.join();
+        }
+        // Whatever came in after the last drain, or was never drained.
+        let left = self.shared.queued();
+        self.shared.dropped.fetch_add(left, Ordering::Relaxed);
+        finished && left == 0
+    }
 }
 
-impl SpanProcessor for BatchProcessor {
+impl SpanProcessor for BatchProcessor<SpanData> {
     #[inline]
     fn on_end(&self, span: SpanData) {
-        self.on_end_in(&mut Some(span));
+        self.push(&mut Some(span));
     }
 
     #[inline]
     fn on_end_in(&self, slot: &mut Option<SpanData>) {
-        let queued = LOCAL.try_with(|l| {
-            let mut l = l.borrow_mut();
-            let i = match l.first() {
-                Some(b) if Arc::ptr_eq(&b.shared, &self.shared) => 0,
-                _ => self.local_index(&mut l),
-            };
-            let local = &mut l[i];
-            // SAFETY: `local` is this thread's, and this thread is its
-            // ring's one producer.
-            match unsafe { local.ring.push(&mut local.head, &mut local.tail_seen, slot) } {
-                Some(held) if held == local.ring.cap.div_ceil(2) => self.shared.wake(),
-                Some(_) => {}
-                None if slot.is_some() => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                None => {}
-            }
-        });
-        // A span ended while its thread is being torn down (its queue is
-        // gone): dropped, and counted.
-        if queued.is_err() && slot.is_some() {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.push(slot);
     }
 
     /// Exports everything the queues hold, on the calling thread.
@@ -410,9 +553,26 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
-impl Drop for BatchProcessor {
+impl LogProcessor for BatchProcessor<LogRecord> {
+    fn emit(&self, record: LogRecord) {
+        self.push(&mut Some(record));
+    }
+
+    fn force_flush(&self) {
+        self.shared.export_all();
+    }
+}
+
+impl<T: Exportable> Drop for BatchProcessor<T> {
     fn drop(&mut self) {
-        self.shutdown();
+        if self
+            .worker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            self.shutdown();
+        }
     }
 }
 
@@ -530,7 +690,8 @@ mod tests {
             p.stats(),
             ProcessorStats {
                 exported: 10,
-                dropped: 15
+                dropped: 15,
+                queued: 0,
             }
         );
     }
@@ -663,5 +824,68 @@ mod tests {
         let st = p.stats();
         assert_eq!(st.exported + st.dropped, 4 * 2_000 * 2);
         assert_eq!(mem.take().len() as u64, st.exported);
+    }
+
+    /// Never returns from an export until released.
+    struct Stuck(Mutex<bool>, Condvar);
+
+    impl SpanExporter for Arc<Stuck> {
+        fn export(&self, _batch: &mut Vec<SpanData>) {
+            let g = self.0.lock().unwrap();
+            let _g = self.1.wait_while(g, |released| !*released).unwrap();
+        }
+    }
+
+    #[test]
+    fn shutdown_by_returns_at_the_deadline_with_an_export_in_flight() {
+        let stuck = Arc::new(Stuck(Mutex::new(false), Condvar::new()));
+        let cfg = BatchConfig {
+            max_queue_size: 100,
+            max_export_batch_size: 10,
+            scheduled_delay: Duration::from_millis(1),
+        };
+        let p = BatchProcessor::new(stuck.clone(), cfg);
+        for _ in 0..30 {
+            p.on_end(span_data("s".into()));
+        }
+        let start = Instant::now();
+        let all = p.shutdown_by(start + Duration::from_millis(150));
+        let took = start.elapsed();
+        assert!(!all, "the exporter never finished");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        let st = p.stats();
+        assert!(st.dropped >= 20, "what was still queued is counted: {st:?}");
+        // Release the export thread so that the test leaves nothing behind.
+        *stuck.0.lock().unwrap() = true;
+        stuck.1.notify_all();
+    }
+
+    #[test]
+    fn log_records_take_the_same_path() {
+        let out = Arc::new(Mutex::new(Vec::<LogRecord>::new()));
+        let p = BatchLogProcessor::new(out.clone(), BatchConfig::default());
+        for i in 0..1_000u32 {
+            p.emit(LogRecord {
+                time_unix_nanos: u64::from(i),
+                service: "svc".into(),
+                level: None,
+                body: format!("line {i}").into(),
+                trace_id: None,
+                span_id: None,
+                attributes: vec![],
+            });
+        }
+        assert!(p.shutdown_by(Instant::now() + Duration::from_secs(5)));
+        let got = out.lock().unwrap();
+        assert_eq!(got.len(), 1_000);
+        assert_eq!(&*got[999].body, "line 999", "in order");
+        assert_eq!(
+            p.stats(),
+            ProcessorStats {
+                exported: 1_000,
+                dropped: 0,
+                queued: 0
+            }
+        );
     }
 }

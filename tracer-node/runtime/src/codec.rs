@@ -30,24 +30,111 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
     }
 }
 
-/// The top-level object of a line: every member, its value left raw.
-struct Members<'a>(Vec<(CowStr<'a>, &'a RawValue)>);
+/// The members of a message body, each value left raw: the body is read
+/// once, here, and handlers decode their typed request from these members
+/// (see [`Body::decode`]) without reading the text again.
+#[derive(Debug, Default)]
+pub struct Body<'a> {
+    members: Vec<(CowStr<'a>, &'a RawValue)>,
+}
 
-impl<'de> Deserialize<'de> for Members<'de> {
+impl<'a> Body<'a> {
+    /// A member's raw value (the last, if the key repeats).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k.0 == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// Decodes the body into a typed request; errors name the field.
+    pub fn decode<T: Deserialize<'a>>(&self) -> Result<T, crate::Error> {
+        crate::error::decode(self)
+    }
+}
+
+/// What the `body` member held: an object, or something else.
+enum MaybeBody<'a> {
+    Object(Body<'a>),
+    NotObject,
+}
+
+/// An object's members with raw values, or [`MaybeBody::NotObject`].
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = MaybeBody<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(8);
+        while let Some(k) = map.next_key::<CowStr<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            members.push((k, v));
+        }
+        Ok(MaybeBody::Object(Body { members }))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MaybeBody::NotObject)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeBody<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BodyVisitor)
+    }
+}
+
+/// The top-level object of a line, read in one pass: the `body` member
+/// straight into its members, every other member raw.
+struct Top<'a> {
+    members: Vec<(CowStr<'a>, &'a RawValue)>,
+    body: Option<MaybeBody<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
+            type Value = Top<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(4);
+                let mut top = Top {
+                    members: Vec::with_capacity(8),
+                    body: None,
+                };
                 while let Some(k) = map.next_key::<CowStr<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    members.push((k, v));
+                    if k.0 == "body" {
+                        top.body = Some(map.next_value()?);
+                    } else {
+                        let v: &'de RawValue = map.next_value()?;
+                        top.members.push((k, v));
+                    }
                 }
-                Ok(Members(members))
+                Ok(top)
             }
         }
         d.deserialize_map(V)
@@ -59,7 +146,9 @@ impl<'de> Deserialize<'de> for Members<'de> {
 pub(crate) struct Incoming<'a> {
     pub(crate) src: Option<CowStr<'a>>,
     pub(crate) dest: Option<CowStr<'a>>,
-    pub(crate) body: &'a RawValue,
+    /// The body's members; `Err` when the envelope's `body` is not an
+    /// object (the envelope is still read, to address the error).
+    pub(crate) body: Result<Body<'a>, String>,
     /// Envelope members other than `src`, `dest` and `body`.
     pub(crate) extra: Vec<(CowStr<'a>, &'a RawValue)>,
 }
@@ -68,9 +157,9 @@ fn strip_position(msg: &str) -> &str {
     msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
 }
 
-/// Parses a line: an envelope `{"src","dest","body"}` or a bare body.
+/// Parses a line, once: an envelope `{"src","dest","body"}` or a bare body.
 pub(crate) fn parse_line(line: &str) -> Result<Incoming<'_>, String> {
-    let Members(members) = serde_json::from_str(line).map_err(|e| {
+    let top: Top<'_> = serde_json::from_str(line).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             format!("not valid JSON: {e}")
         } else {
@@ -80,24 +169,28 @@ pub(crate) fn parse_line(line: &str) -> Result<Incoming<'_>, String> {
             )
         }
     })?;
-    if !members.iter().any(|(k, _)| k.0 == "body") {
+    let body = match top.body {
         // A bare body: the whole line is the body.
-        let body: &RawValue =
-            serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
-        return Ok(Incoming {
-            src: None,
-            dest: None,
-            body,
-            extra: Vec::new(),
-        });
-    }
+        None => {
+            return Ok(Incoming {
+                src: None,
+                dest: None,
+                body: Ok(Body {
+                    members: top.members,
+                }),
+                extra: Vec::new(),
+            })
+        }
+        Some(MaybeBody::Object(b)) => Ok(b),
+        Some(MaybeBody::NotObject) => Err("field `body` must be a JSON object".to_owned()),
+    };
     let mut msg = Incoming {
         src: None,
         dest: None,
-        body: members[0].1,
+        body,
         extra: Vec::new(),
     };
-    for (k, v) in members {
+    for (k, v) in top.members {
         match &*k.0 {
             "src" | "dest" => {
                 let s: CowStr<'_> = serde_json::from_str(v.get())
@@ -108,37 +201,103 @@ pub(crate) fn parse_line(line: &str) -> Result<Incoming<'_>, String> {
                     msg.dest = Some(s);
                 }
             }
-            "body" => msg.body = v,
             _ => msg.extra.push((k, v)),
         }
     }
     Ok(msg)
 }
 
-/// The members of a body the runtime reads itself, in one pass.
-#[derive(Deserialize, Debug, Default)]
+/// The members of a body the runtime reads itself.
+#[derive(Debug, Default)]
 pub(crate) struct Head<'a> {
-    #[serde(rename = "type", borrow, default)]
     pub(crate) msg_type: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(crate) msg_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(crate) in_reply_to: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(crate) traceparent: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(crate) tracestate: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub(crate) headers: Option<&'a RawValue>,
 }
 
-pub(crate) fn parse_head(body: &RawValue) -> Result<Head<'_>, String> {
-    serde_json::from_str(body.get()).map_err(|e| {
-        format!(
-            "the body must be a JSON object: {}",
-            strip_position(&e.to_string())
-        )
-    })
+impl<'a> Head<'a> {
+    /// Picks the runtime's members out of a body (no parsing: the values
+    /// stay raw until used).
+    pub(crate) fn of(body: &Body<'a>) -> Head<'a> {
+        let mut h = Head::default();
+        for (k, v) in &body.members {
+            let slot = match &*k.0 {
+                "type" => &mut h.msg_type,
+                "msg_id" => &mut h.msg_id,
+                "in_reply_to" => &mut h.in_reply_to,
+                "traceparent" => &mut h.traceparent,
+                "tracestate" => &mut h.tracestate,
+                "headers" => &mut h.headers,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        h
+    }
+}
+
+/// Decoding a typed request from a [`Body`]: a map whose values are read
+/// by serde_json from their raw text.
+impl<'de> Deserializer<'de> for &Body<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(BodyAccess {
+            members: self.members.iter(),
+            value: None,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct BodyAccess<'de, 'b> {
+    members: std::slice::Iter<'b, (CowStr<'de>, &'de RawValue)>,
+    value: Option<&'de RawValue>,
+}
+
+impl<'de> MapAccess<'de> for BodyAccess<'de, '_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((k, v)) = self.members.next() else {
+            return Ok(None);
+        };
+        self.value = Some(v);
+        let key = match &k.0 {
+            Cow::Borrowed(s) => seed.deserialize(de::value::BorrowedStrDeserializer::new(s)),
+            Cow::Owned(s) => seed.deserialize(de::value::StrDeserializer::new(s)),
+        };
+        key.map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let raw = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("a value without its key"))?;
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let v = seed.deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.members.len())
+    }
 }
 
 /// An output line.
@@ -165,10 +324,8 @@ pub(crate) struct SentBody<'a, T: Serialize + ?Sized> {
     #[serde(flatten)]
     pub(crate) body: &'a T,
     pub(crate) msg_id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) traceparent: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tracestate: Option<String>,
+    #[serde(flatten)]
+    pub(crate) injected: crate::sidecar::Injected,
 }
 
 /// An error body.
@@ -252,11 +409,14 @@ mod tests {
             .unwrap();
         assert_eq!(m.src.unwrap().0, "c1");
         assert_eq!(m.dest.unwrap().0, "n1");
-        assert_eq!(m.body.get(), r#"{"type":"x"}"#);
+        assert_eq!(m.body.unwrap().get("type").unwrap().get(), r#""x""#);
         assert_eq!(m.extra[0].0 .0, "sampling_rate");
         let m = parse_line(r#" {"type":"x","msg_id":1} "#).unwrap();
         assert!(m.src.is_none());
-        assert_eq!(m.body.get(), r#"{"type":"x","msg_id":1}"#);
+        let body = m.body.unwrap();
+        let head = Head::of(&body);
+        assert_eq!(head.msg_type.unwrap().get(), r#""x""#);
+        assert_eq!(head.msg_id.unwrap().get(), "1");
     }
 
     #[test]
@@ -266,6 +426,34 @@ mod tests {
         assert!(parse_line(r#"{"src":1,"body":{}}"#)
             .unwrap_err()
             .contains("`src`"));
+        let m = parse_line(r#"{"src":"c1","body":[1,{"a":2}]}"#).unwrap();
+        assert_eq!(m.src.unwrap().0, "c1", "still addressed");
+        assert!(m.body.unwrap_err().contains("`body`"));
+    }
+
+    #[test]
+    fn a_body_decodes_into_a_typed_request_borrowing_its_strings() {
+        #[derive(Deserialize, Debug)]
+        struct Req<'a> {
+            #[serde(borrow)]
+            message: Cow<'a, str>,
+            n: Vec<u8>,
+            #[serde(default)]
+            missing: Option<u8>,
+        }
+        let line = r#"{"src":"c","body":{"type":"t","message":"hi","n":[1,2]}}"#;
+        let body = parse_line(line).unwrap().body.unwrap();
+        let r: Req<'_> = body.decode().unwrap();
+        assert!(matches!(r.message, Cow::Borrowed("hi")));
+        assert_eq!(r.n, [1, 2]);
+        assert_eq!(r.missing, None);
+        let e = parse_line(r#"{"message":"hi","n":"x"}"#)
+            .unwrap()
+            .body
+            .unwrap()
+            .decode::<Req<'_>>()
+            .unwrap_err();
+        assert!(e.text.starts_with("field `n`:"), "{}", e.text);
     }
 
     #[test]

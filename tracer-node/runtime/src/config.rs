@@ -1,10 +1,11 @@
 //! Start-up settings, from the environment.
 
 use crate::export::BatchSettings;
+use crate::stores::{LogStore, StoreLimits};
 use std::env;
 use std::path::PathBuf;
 use std::time::Duration;
-use tracer_core::{LogStore, Sampler, StoreLimits};
+use tracer_core::Sampler;
 
 /// Longest input line, in bytes. `manual_instrument` takes up to 1 MiB of
 /// code, which JSON escaping can grow several times.

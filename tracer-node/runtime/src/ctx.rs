@@ -1,21 +1,22 @@
 //! What a handler sees: the request, the node's shared state, its own
-//! plugin state, and the sidecar's span.
+//! plugin state, the sidecar's span, and the calls it leaves behind (RPCs
+//! waiting for replies, timers).
 
-use crate::codec::{CowStr, Envelope, ReplyBody, SentBody};
+use crate::codec::{Body, CowStr, Envelope, ReplyBody, SentBody};
 use crate::config::Config;
 use crate::error::Error;
 use crate::export::ExportStats;
-use crate::node::Shared;
-use crate::otlp::TimedLog;
+use crate::sidecar;
+use crate::state::State;
+use crate::stores::{LogEntry, LogStore, TraceStore};
+use crate::timers::{TimerId, Timers, TimersFull};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
-use tracer_core::{
-    now_unix_nanos, LogEntry, LogStore, Span, SpanContext, SpanData, SpanId, SpanKind, TraceStore,
-    Traceparent, Tracer,
-};
+use tracer_core::{now_unix_nanos, Span, SpanContext, SpanData, SpanId, Tracer};
 
 /// The request being handled.
 pub(crate) struct Request<'a> {
@@ -29,9 +30,69 @@ pub(crate) struct Request<'a> {
     pub(crate) always_reply: bool,
 }
 
+/// RPCs in flight at once, at most.
+pub const MAX_PENDING_RPCS: usize = 65_536;
+
+/// Timers pending at once, at most (RPC deadlines included).
+pub const MAX_TIMERS: usize = 2 * MAX_PENDING_RPCS;
+
+/// A callback waiting for an RPC reply.
+pub(crate) type RpcCallback = Box<dyn FnOnce(&mut Ctx<'_>, Result<&Body<'_>, RpcError>) + Send>;
+
+/// A callback waiting for its timer.
+pub(crate) type TimerCallback = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;
+
+/// An RPC in flight.
+pub(crate) struct Pending {
+    pub(crate) timer: TimerId,
+    pub(crate) sent: Instant,
+    pub(crate) dest: String,
+    pub(crate) span: Span,
+    pub(crate) callback: RpcCallback,
+}
+
+/// What a timer is for.
+pub(crate) enum Due {
+    /// An RPC's deadline, by its `msg_id`.
+    Rpc(u64),
+    /// A plugin's callback.
+    Call(TimerCallback),
+}
+
+/// The calls handlers leave behind: RPCs waiting for a reply, and timers
+/// (an RPC's deadline is one of them).
+pub(crate) struct Calls {
+    pub(crate) timers: Timers<Due>,
+    pub(crate) rpcs: HashMap<u64, Pending>,
+    /// Input has ended: no reply can come, so new RPCs fail at once.
+    pub(crate) closed: bool,
+}
+
+impl Calls {
+    pub(crate) fn new() -> Self {
+        Calls {
+            timers: Timers::new(MAX_TIMERS),
+            rpcs: HashMap::new(),
+            closed: false,
+        }
+    }
+}
+
+/// Counters of the runtime's own bookkeeping, for `stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RuntimeStats {
+    /// Timers pending (RPC deadlines included).
+    pub timers_pending: usize,
+    /// Timers refused because [`MAX_TIMERS`] were pending.
+    pub timers_refused: u64,
+    /// RPCs waiting for a reply.
+    pub rpcs_pending: usize,
+}
+
 /// A handler's view of one message and of the node.
 pub struct Ctx<'a> {
-    pub(crate) shared: &'a mut Shared,
+    pub(crate) state: &'a mut State,
+    pub(crate) calls: &'a mut Calls,
     pub(crate) req: Request<'a>,
     pub(crate) span: Option<Span>,
     pub(crate) incoming: Option<SpanContext>,
@@ -66,12 +127,17 @@ impl<'a> Ctx<'a> {
 
     /// The node's id from `init`, if it had one.
     pub fn node_id(&self) -> Option<&str> {
-        self.shared.node_id.as_deref()
+        self.state.node_id.as_deref()
     }
 
     /// The cluster's node ids from `init`.
     pub fn node_ids(&self) -> &[String] {
-        &self.shared.node_ids
+        &self.state.node_ids
+    }
+
+    /// Whether `name` is another node of the cluster.
+    pub fn is_peer(&self, name: &str) -> bool {
+        self.state.is_peer(name)
     }
 
     /// An envelope member other than `src`, `dest` and `body` (the course
@@ -84,14 +150,19 @@ impl<'a> Ctx<'a> {
             .map(|(_, v)| *v)
     }
 
+    /// The envelope's `sampling_rate`, checked (a number from 0 to 1).
+    pub fn sampling_rate(&self) -> Result<Option<f64>, Error> {
+        sidecar::sampling_rate(self.envelope("sampling_rate"))
+    }
+
     /// The node's settings.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.state.config
     }
 
     /// This plugin's state, made with `Default` on first use.
     pub fn state<T: Any + Send + Default>(&mut self) -> &mut T {
-        self.shared
+        self.state
             .plugins
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Box::new(T::default()))
@@ -101,10 +172,10 @@ impl<'a> Ctx<'a> {
 
     /// The node's log store.
     pub fn logs(&self) -> MutexGuard<'_, LogStore> {
-        self.shared.logs.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.logs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a log entry, and queues it for export when export is on.
+    /// Stores a log entry, and hands it to the export when export is on.
     pub fn push_log(&mut self, entry: LogEntry) {
         self.push_log_in(entry, None);
     }
@@ -112,45 +183,51 @@ impl<'a> Ctx<'a> {
     /// Stores a log entry written in a span; the export carries that span's
     /// id even where the stored entry names none.
     pub fn push_log_in(&mut self, entry: LogEntry, span: Option<SpanId>) {
-        if let Some(e) = &self.shared.log_export {
-            e.push(TimedLog {
-                time_unix_nanos: now_unix_nanos(),
-                entry: entry.clone(),
-                span,
-            });
+        if self.state.pipeline.logs.is_some() {
+            let record = entry.to_record(now_unix_nanos(), span);
+            self.state.pipeline.export_log(record);
         }
         self.logs().push(entry);
     }
 
     /// Whether finished spans leave the node (OTLP or file export).
     pub fn exports_spans(&self) -> bool {
-        self.shared.span_export.is_some()
+        self.state.pipeline.spans.is_some()
     }
 
-    /// Queues a span the node took in from elsewhere (a collector's intake)
-    /// for export; spans made with the node's tracer are queued as they end.
+    /// Hands a span the node took in from elsewhere (a collector's intake)
+    /// to the export; spans made with the node's tracer reach it as they
+    /// end.
     pub fn export_span(&self, span: SpanData) {
-        if let Some(e) = &self.shared.span_export {
-            e.push(span);
-        }
+        self.state.pipeline.export_span(span);
     }
 
-    /// Counters of the span and log exporters, when export is on.
+    /// Counters of the span and log export, when export is on.
     pub fn export_stats(&self) -> (Option<ExportStats>, Option<ExportStats>) {
+        let p = &self.state.pipeline;
         (
-            self.shared.span_export.as_ref().map(|e| e.stats()),
-            self.shared.log_export.as_ref().map(|e| e.stats()),
+            p.spans.as_ref().map(|s| s.stats()),
+            p.logs.as_ref().map(|s| s.stats()),
         )
     }
 
-    /// The node's trace store (every finished span of this node).
+    /// Counters of the runtime's timers and RPCs.
+    pub fn runtime_stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            timers_pending: self.calls.timers.len(),
+            timers_refused: self.calls.timers.refused,
+            rpcs_pending: self.calls.rpcs.len(),
+        }
+    }
+
+    /// The node's trace store: user data only (see the sidecar's rule).
     pub fn traces(&self) -> MutexGuard<'_, TraceStore> {
-        self.shared.traces.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.traces.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The node's tracer.
     pub fn tracer(&self) -> &Tracer {
-        &self.shared.tracer
+        &self.state.tracer
     }
 
     /// The SERVER span the sidecar opened for this message (`None` for
@@ -168,7 +245,15 @@ impl<'a> Ctx<'a> {
     /// the handler always replies. `body` serializes to a JSON object with
     /// its `type`; `in_reply_to` is added here.
     pub fn reply<T: Serialize + ?Sized>(&mut self, body: &T) {
-        if self.replied || !(self.req.msg_id.is_some() || self.req.always_reply) {
+        if self.req.msg_id.is_some() || self.req.always_reply {
+            self.answer(body);
+        }
+    }
+
+    /// Sends the reply even when the request had no `msg_id` (a message
+    /// type that is answered only in some cases, like a dropped span).
+    pub fn answer<T: Serialize + ?Sized>(&mut self, body: &T) {
+        if self.replied {
             return;
         }
         self.replied = true;
@@ -180,89 +265,122 @@ impl<'a> Ctx<'a> {
                 in_reply_to: self.req.msg_id,
             },
         };
-        self.shared.write_line(&env);
+        self.state.write_line(&env);
     }
 
-    /// Writes a message this node starts, with its own next `msg_id` and
-    /// the context of a new CLIENT span (child of the current span), which
-    /// it returns unended.
-    fn start_message<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> (u64, Span) {
-        self.shared.last_msg_id += 1;
-        let msg_id = self.shared.last_msg_id;
-        // Parent: the current span (the sidecar's, or a #[traced] one inside).
-        let span = self
-            .shared
-            .tracer
-            .span_builder("send")
-            .kind(SpanKind::Client)
-            .attribute("messaging.destination.name", dest.to_owned())
-            .attribute("service.name", self.req.reply_src.to_owned())
-            .start();
-        let ctx = span.context();
-        let (traceparent, tracestate) = if ctx.is_valid() {
-            let state = ctx.trace_state();
-            (
-                Some(Traceparent::format(ctx)),
-                (!state.is_empty()).then(|| state.header()),
-            )
-        } else {
-            (None, None)
-        };
+    /// Writes a request to a cluster peer with the node's next `msg_id`,
+    /// inside a new CLIENT span (child of the current span) whose context
+    /// the sidecar injects; returns both, the span unended.
+    fn start_request<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> (u64, Span) {
+        self.state.last_msg_id += 1;
+        let msg_id = self.state.last_msg_id;
+        let (span, injected) = sidecar::client_span(&self.state.tracer, self.req.reply_src, dest);
         let env = Envelope {
             src: self.req.reply_src,
             dest,
             body: SentBody {
                 body,
                 msg_id,
-                traceparent,
-                tracestate,
+                injected,
             },
         };
-        self.shared.write_line(&env);
+        self.state.write_line(&env);
         (msg_id, span)
     }
 
-    /// Sends a message this node starts (a notice to a client, a request to
-    /// another node) with the node's own next `msg_id`, which it returns.
-    /// The sidecar records it as a CLIENT span, child of the current span,
-    /// and injects that span's context (`traceparent`, and `tracestate`
-    /// when there is one) into the body: handlers write no tracing code.
-    pub fn send<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> u64 {
-        self.start_message(dest, body).0
+    /// Sends a message this node starts. To a cluster peer it carries the
+    /// node's next `msg_id` (returned) and the context of a CLIENT span the
+    /// sidecar records: handlers write no tracing code. To anyone else (a
+    /// client) it is a notice with exactly the body's fields.
+    pub fn send<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> Option<u64> {
+        if self.state.is_peer(dest) {
+            return Some(self.start_request(dest, body).0);
+        }
+        let env = Envelope {
+            src: self.req.reply_src,
+            dest,
+            body,
+        };
+        self.state.write_line(&env);
+        None
     }
 
     /// Sends a request to another node and calls `callback` with its reply
-    /// body, or with [`RpcError::Timeout`] when none came within `timeout`.
-    /// The CLIENT span lasts until then (status ERROR on a timeout). The
-    /// callback runs on the node's thread between two messages, with a `Ctx`
-    /// of its own whose `incoming()` is that CLIENT span; to answer the
-    /// request that started it, capture a [`ReplyTo`] from [`Ctx::defer`].
+    /// body, or with an [`RpcError`] when none came within `timeout` (or
+    /// none can come: input ended). The CLIENT span lasts until then
+    /// (status ERROR on a timeout). The callback runs on the node's thread
+    /// between two messages, with a `Ctx` of its own whose `incoming()` is
+    /// that CLIENT span; to answer the request that started it, capture a
+    /// [`ReplyTo`] from [`Ctx::defer`].
     pub fn rpc<T, F>(&mut self, dest: &str, body: &T, timeout: Duration, callback: F) -> u64
     where
         T: Serialize + ?Sized,
-        F: FnOnce(&mut Ctx<'_>, Result<&RawValue, RpcError>) + Send + 'static,
+        F: FnOnce(&mut Ctx<'_>, Result<&Body<'_>, RpcError>) + Send + 'static,
     {
-        if self.shared.pending.len() >= MAX_PENDING_RPCS {
+        if self.calls.closed {
+            callback(
+                self,
+                Err(RpcError::Timeout {
+                    dest: dest.to_owned(),
+                    after: Duration::ZERO,
+                }),
+            );
+            return 0;
+        }
+        if self.calls.rpcs.len() >= MAX_PENDING_RPCS {
             // Bounded like every store: refuse rather than grow.
             let err = RpcError::Overloaded {
                 dest: dest.to_owned(),
-                in_flight: self.shared.pending.len(),
+                in_flight: self.calls.rpcs.len(),
             };
             callback(self, Err(err));
             return 0;
         }
-        let (msg_id, span) = self.start_message(dest, body);
-        self.shared.pending.insert(
+        let sent = Instant::now();
+        let (msg_id, span) = self.start_request(dest, body);
+        let timer = match self.calls.timers.schedule(sent + timeout, Due::Rpc(msg_id)) {
+            Ok(t) => t,
+            Err(full) => {
+                drop(span);
+                let err = RpcError::Overloaded {
+                    dest: dest.to_owned(),
+                    in_flight: full.cap,
+                };
+                callback(self, Err(err));
+                return 0;
+            }
+        };
+        self.calls.rpcs.insert(
             msg_id,
             Pending {
-                deadline: Instant::now() + timeout,
-                timeout,
+                timer,
+                sent,
                 dest: dest.to_owned(),
                 span,
                 callback: Box::new(callback),
             },
         );
         msg_id
+    }
+
+    /// Calls `callback` after `delay`, on the node's thread between two
+    /// messages (while it waits for input too), with a `Ctx` of its own.
+    /// Refused past [`MAX_TIMERS`] pending (counted in `stats`). At end of
+    /// input, timers due within the flush timeout still fire.
+    pub fn after<F>(&mut self, delay: Duration, callback: F) -> Result<TimerId, TimersFull>
+    where
+        F: FnOnce(&mut Ctx<'_>) + Send + 'static,
+    {
+        self.calls
+            .timers
+            .schedule(Instant::now() + delay, Due::Call(Box::new(callback)))
+    }
+
+    /// Cancels a timer; whether it was still pending.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        // Only `after` hands out timer ids: an RPC's deadline is not
+        // reachable from here.
+        self.calls.timers.cancel(timer).is_some()
     }
 
     /// Takes over the reply: the handler's return value is not sent, and
@@ -282,7 +400,7 @@ impl<'a> Ctx<'a> {
         if to.in_reply_to.is_none() && !to.always {
             return;
         }
-        self.shared.write_line(&Envelope {
+        self.state.write_line(&Envelope {
             src: &to.src,
             dest: &to.dest,
             body: ReplyBody {
@@ -294,8 +412,7 @@ impl<'a> Ctx<'a> {
 
     /// Answers a deferred request with an error.
     pub fn error_to(&mut self, to: &ReplyTo, e: &Error) {
-        self.shared
-            .write_error(&to.src, &to.dest, to.in_reply_to, e);
+        self.state.write_error(&to.src, &to.dest, to.in_reply_to, e);
     }
 }
 
@@ -308,20 +425,18 @@ pub struct ReplyTo {
     always: bool,
 }
 
-/// RPCs in flight at once, at most.
-pub const MAX_PENDING_RPCS: usize = 65_536;
-
 /// Why an RPC came back without a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RpcError {
-    /// No reply within the timeout.
+    /// No reply within the timeout, or none can come (input ended).
     Timeout {
         /// The node that did not answer.
         dest: String,
-        /// How long it was given.
+        /// How long it was waited for.
         after: Duration,
     },
-    /// Not sent: [`MAX_PENDING_RPCS`] were in flight already.
+    /// Not sent: [`MAX_PENDING_RPCS`] were in flight already (or the
+    /// timers were full).
     Overloaded {
         /// The node it was for.
         dest: String,
@@ -346,19 +461,9 @@ impl std::fmt::Display for RpcError {
     }
 }
 
+impl std::error::Error for RpcError {}
+
 /// The return value of a handler that answers later: it must have called
 /// [`Ctx::defer`], which is what stops the runtime from replying now.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Deferred {}
-
-/// A callback waiting for an RPC reply.
-pub(crate) type RpcCallback = Box<dyn FnOnce(&mut Ctx<'_>, Result<&RawValue, RpcError>) + Send>;
-
-/// An RPC in flight.
-pub(crate) struct Pending {
-    pub(crate) deadline: Instant,
-    pub(crate) timeout: Duration,
-    pub(crate) dest: String,
-    pub(crate) span: Span,
-    pub(crate) callback: RpcCallback,
-}

@@ -1,7 +1,7 @@
 //! Maelstrom error codes, and request decoding whose errors name the field.
 
+use crate::codec::Body;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::fmt;
 
 /// The Maelstrom error codes the node answers with.
@@ -90,30 +90,27 @@ fn strip_position(msg: &str) -> &str {
     msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
 }
 
-/// Deserializes a request body; the request may borrow strings from it
-/// (`Cow<'a, str>` with `#[serde(borrow)]`). On failure the text names the
-/// field: ``field `limit`: invalid type: string "x", expected usize`` or
-/// ``missing field `message` ``.
-pub fn decode<'a, T: Deserialize<'a>>(body: &'a RawValue) -> Result<T, Error> {
-    match serde_json::from_str(body.get()) {
+/// Decodes a request from a message body; the request may borrow strings
+/// from the line (`Cow<'a, str>` with `#[serde(borrow)]`). On failure the
+/// text names the field: ``field `limit`: invalid type: string "x",
+/// expected usize`` or ``missing field `message` ``.
+pub fn decode<'a, T: Deserialize<'a>>(body: &Body<'a>) -> Result<T, Error> {
+    match T::deserialize(body) {
         Ok(v) => Ok(v),
         // The slow path runs only on bad input: redo it tracking the path.
-        Err(_) => {
-            let mut de = serde_json::Deserializer::from_str(body.get());
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Ok(v) => Ok(v),
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner().to_string();
-                    let inner = strip_position(&inner);
-                    Err(if path == "." || path.is_empty() {
-                        Error::malformed(inner.to_owned())
-                    } else {
-                        Error::bad_field(&path, inner)
-                    })
-                }
+        Err(_) => match serde_path_to_error::deserialize::<_, T>(body) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let inner = strip_position(&inner);
+                Err(if path == "." || path.is_empty() {
+                    Error::malformed(inner.to_owned())
+                } else {
+                    Error::bad_field(&path, inner)
+                })
             }
-        }
+        },
     }
 }
 
@@ -130,23 +127,27 @@ mod tests {
         limit: Option<u32>,
     }
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
+    fn decode<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, Error> {
+        crate::codec::parse_line(line)
+            .unwrap()
+            .body
+            .unwrap()
+            .decode()
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = decode::<Req>(&raw(r#"{"type":"log"}"#)).unwrap_err();
+        let e = decode::<Req>(r#"{"type":"log"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::MalformedRequest);
         assert_eq!(e.text, "missing field `message`");
-        let e = decode::<Req>(&raw(r#"{"message":42}"#)).unwrap_err();
+        let e = decode::<Req>(r#"{"message":42}"#).unwrap_err();
         assert!(
             e.text
                 .starts_with("field `message`: invalid type: integer `42`"),
             "{}",
             e.text
         );
-        let e = decode::<Req>(&raw(r#"{"message":"m","limit":-1}"#)).unwrap_err();
+        let e = decode::<Req>(r#"{"message":"m","limit":-1}"#).unwrap_err();
         assert!(e.text.starts_with("field `limit`:"), "{}", e.text);
         assert!(!e.text.contains("column"), "{}", e.text);
     }

@@ -1,15 +1,23 @@
-//! Export to the OpenTelemetry ecosystem: a bounded queue per signal, a
-//! worker thread that sends batches by size and by time, retries with
-//! exponential backoff, and counts whatever it has to drop.
+//! Export to the OpenTelemetry ecosystem, the one pipeline of finished
+//! telemetry: tracer-core's batch processor (a lock-free queue per thread,
+//! drained by an export thread) feeds an OTLP exporter per signal, which
+//! encodes each batch, sends it to a sink (OTLP/HTTP or the export file),
+//! retries with exponential backoff (honouring `Retry-After`), and counts
+//! whatever it has to drop. The flush deadline bounds the whole exit, a
+//! request in flight included.
 
-use std::collections::VecDeque;
+use crate::config::Config;
+use crate::otlp;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tracer_core::{
+    BatchConfig, BatchProcessor, LogExporter, LogProcessor, LogRecord, SpanData, SpanExporter,
+    SpanProcessor,
+};
 
 /// Batching and queueing, as the `OTEL_BSP_*` variables set them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +63,8 @@ pub enum Sent {
 
 /// Where encoded export requests go.
 pub trait Sink: Send + Sync {
-    /// Sends one export request body.
-    fn send(&self, body: &str) -> Sent;
+    /// Sends one export request body, giving up after `timeout`.
+    fn send(&self, body: &str, timeout: Duration) -> Sent;
 }
 
 /// OTLP/HTTP with JSON bodies, through `ureq`.
@@ -68,10 +76,9 @@ pub struct HttpSink {
 
 impl HttpSink {
     /// A sink posting to `url` with extra headers.
-    pub fn new(url: &str, headers: &[(String, String)], timeout: Duration) -> Self {
+    pub fn new(url: &str, headers: &[(String, String)]) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
             .build()
             .into();
         HttpSink {
@@ -89,7 +96,7 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 }
 
 impl Sink for HttpSink {
-    fn send(&self, body: &str) -> Sent {
+    fn send(&self, body: &str, timeout: Duration) -> Sent {
         let mut req = self
             .agent
             .post(&self.url)
@@ -97,6 +104,7 @@ impl Sink for HttpSink {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
+        let req = req.config().timeout_global(Some(timeout)).build();
         match req.send(body) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -141,7 +149,7 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn send(&self, body: &str) -> Sent {
+    fn send(&self, body: &str, _timeout: Duration) -> Sent {
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         match writeln!(f, "{body}").and_then(|()| f.flush()) {
             Ok(()) => Sent::Ok,
@@ -153,15 +161,15 @@ impl Sink for FileSink {
     }
 }
 
-/// Counters of one export queue.
+/// Counters of one signal's export.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExportStats {
     /// Items the backend accepted.
     pub exported: u64,
-    /// Items dropped: evicted from a full queue, refused for good, or still
-    /// unsent when the flush deadline passed.
+    /// Items dropped: a full queue, refused for good, or still unsent when
+    /// the flush deadline passed (queued or in flight).
     pub dropped: u64,
-    /// Items waiting now.
+    /// Items waiting in the queue now (a batch being sent is not queued).
     pub queued: u64,
     /// Attempts that failed and were tried again.
     pub retries: u64,
@@ -170,51 +178,98 @@ pub struct ExportStats {
 /// Encodes a batch into one export request body.
 pub type Encoder<T> = Box<dyn Fn(&[T]) -> String + Send + Sync>;
 
-struct Inner<T> {
-    name: &'static str,
-    items: Mutex<VecDeque<T>>,
-    wake: Condvar,
-    settings: BatchSettings,
-    sink: Box<dyn Sink>,
-    encode: Encoder<T>,
-    exported: AtomicU64,
-    dropped: AtomicU64,
-    retries: AtomicU64,
-    shutdown: AtomicBool,
-    deadline: Mutex<Option<Instant>>,
-}
-
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-impl<T: Send + 'static> Inner<T> {
-    fn past_deadline(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
-            && self
-                .deadline
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|d| Instant::now() >= d)
+/// An OTLP exporter of one signal: encode, send, retry, count. Implements
+/// tracer-core's exporter traits, so a batch processor drives it.
+pub struct OtlpExporter<T> {
+    name: &'static str,
+    sink: Box<dyn Sink>,
+    encode: Encoder<T>,
+    /// One request's time limit (`OTEL_BSP_EXPORT_TIMEOUT`).
+    timeout: Duration,
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    retries: AtomicU64,
+    /// Items of the request being sent now.
+    in_flight: AtomicU64,
+    /// Set at shutdown: no retry, no wait, no request goes past it.
+    deadline: Mutex<Option<Instant>>,
+    wake: Condvar,
+}
+
+impl<T> OtlpExporter<T> {
+    /// An exporter sending what `encode` makes to `sink`.
+    pub fn new(
+        name: &'static str,
+        sink: Box<dyn Sink>,
+        encode: Encoder<T>,
+        timeout: Duration,
+    ) -> Self {
+        OtlpExporter {
+            name,
+            sink,
+            encode,
+            timeout,
+            exported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            deadline: Mutex::new(None),
+            wake: Condvar::new(),
+        }
     }
 
-    /// Waits up to `d`, waking early at shutdown.
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits `d`, or until the deadline when one is set (or set meanwhile).
     fn pause(&self, d: Duration) {
-        let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self
-            .wake
-            .wait_timeout_while(items, d, |_| !self.shutdown.load(Ordering::Acquire));
+        let until = Instant::now() + d;
+        let mut g = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let end = g.map_or(until, |dl| dl.min(until));
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            g = self
+                .wake
+                .wait_timeout(g, end - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
-    fn send_batch(&self, batch: Vec<T>) {
+    fn send_batch(&self, batch: &[T]) {
         let n = batch.len() as u64;
-        let body = (self.encode)(&batch);
-        drop(batch);
+        if n == 0 {
+            return;
+        }
+        let body = (self.encode)(batch);
+        self.in_flight.store(n, Ordering::Relaxed);
         let mut backoff = INITIAL_BACKOFF;
         loop {
-            match self.sink.send(&body) {
+            let timeout = match self.deadline() {
+                Some(d) => self
+                    .timeout
+                    .min(d.saturating_duration_since(Instant::now())),
+                None => self.timeout,
+            };
+            if timeout.is_zero() {
+                eprintln!(
+                    "tracer-node: {} export: the flush deadline passed; {n} dropped",
+                    self.name
+                );
+                self.dropped.fetch_add(n, Ordering::Relaxed);
+                break;
+            }
+            match self.sink.send(&body, timeout) {
                 Sent::Ok => {
                     self.exported.fetch_add(n, Ordering::Relaxed);
-                    return;
+                    break;
                 }
                 Sent::Fail(why) => {
                     eprintln!(
@@ -222,158 +277,177 @@ impl<T: Send + 'static> Inner<T> {
                         self.name
                     );
                     self.dropped.fetch_add(n, Ordering::Relaxed);
-                    return;
+                    break;
                 }
                 Sent::Retry { after, why } => {
-                    if self.past_deadline() {
+                    let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
+                    if self.deadline().is_some_and(|d| Instant::now() + wait >= d) {
                         eprintln!(
                             "tracer-node: {} export failed at the flush deadline ({why}); {n} dropped",
                             self.name
                         );
                         self.dropped.fetch_add(n, Ordering::Relaxed);
-                        return;
+                        break;
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
-                    if self.shutdown.load(Ordering::Acquire) {
-                        // Flushing: retry until the deadline, no longer.
-                        let left = self
-                            .deadline
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .map_or(Duration::ZERO, |d| {
-                                d.saturating_duration_since(Instant::now())
-                            });
-                        std::thread::sleep(wait.min(left));
-                    } else {
-                        self.pause(wait);
-                    }
+                    self.pause(wait);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
+        self.in_flight.store(0, Ordering::Relaxed);
     }
 
-    fn run(&self) {
-        loop {
-            let batch: Vec<T> = {
-                let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-                let (mut items, _) = self
-                    .wake
-                    .wait_timeout_while(items, self.settings.schedule_delay, |q| {
-                        q.len() < self.settings.max_export_batch_size
-                            && !self.shutdown.load(Ordering::Acquire)
-                    })
-                    .unwrap_or_else(|e| e.into_inner());
-                let n = items.len().min(self.settings.max_export_batch_size);
-                items.drain(..n).collect()
-            };
-            let done = self.shutdown.load(Ordering::Acquire);
-            if !batch.is_empty() {
-                self.send_batch(batch);
-            }
-            if done
-                && self
-                    .items
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_empty()
-            {
-                return;
-            }
+    fn set_deadline(&self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.wake.notify_all();
+    }
+}
+
+impl SpanExporter for OtlpExporter<SpanData> {
+    fn export(&self, batch: &mut Vec<SpanData>) {
+        self.send_batch(batch);
+    }
+    fn shutdown(&self, deadline: Instant) {
+        self.set_deadline(deadline);
+    }
+}
+
+impl LogExporter for OtlpExporter<LogRecord> {
+    fn export(&self, batch: &mut Vec<LogRecord>) {
+        self.send_batch(batch);
+    }
+    fn shutdown(&self, deadline: Instant) {
+        self.set_deadline(deadline);
+    }
+}
+
+/// One signal's pipeline: the batch processor and the exporter behind it.
+pub struct Signal<T: tracer_core::Exportable> {
+    /// The processor spans (or records) are handed to.
+    pub processor: Arc<BatchProcessor<T>>,
+    exporter: Arc<OtlpExporter<T>>,
+}
+
+impl<T: tracer_core::Exportable> Signal<T>
+where
+    Arc<OtlpExporter<T>>: tracer_core::IntoExporter<T>,
+{
+    fn start(exporter: OtlpExporter<T>, config: BatchConfig) -> Self {
+        let exporter = Arc::new(exporter);
+        Signal {
+            processor: Arc::new(BatchProcessor::new(exporter.clone(), config)),
+            exporter,
         }
     }
 }
 
-/// A bounded export queue with its worker thread.
-pub struct ExportQueue<T: Send + 'static> {
-    inner: Arc<Inner<T>>,
-    worker: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl<T: Send + 'static> ExportQueue<T> {
-    /// Starts the worker.
-    pub fn start(
-        name: &'static str,
-        sink: Box<dyn Sink>,
-        encode: Encoder<T>,
-        settings: BatchSettings,
-    ) -> Self {
-        let inner = Arc::new(Inner {
-            name,
-            items: Mutex::new(VecDeque::new()),
-            wake: Condvar::new(),
-            settings,
-            sink,
-            encode,
-            exported: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            shutdown: AtomicBool::new(false),
-            deadline: Mutex::new(None),
-        });
-        let worker = {
-            let inner = inner.clone();
-            std::thread::Builder::new()
-                .name(format!("tracer-export-{name}"))
-                .spawn(move || inner.run())
-                .expect("spawn the export thread")
-        };
-        ExportQueue {
-            inner,
-            worker: Mutex::new(Some(worker)),
-        }
-    }
-
-    /// Queues an item; when the queue is full the oldest item goes, counted.
-    pub fn push(&self, item: T) {
-        let s = &self.inner.settings;
-        let mut q = self.inner.items.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len() >= s.max_queue_size {
-            q.pop_front();
-            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        q.push_back(item);
-        let full = q.len() == s.max_export_batch_size;
-        drop(q);
-        if full {
-            self.inner.wake.notify_one();
-        }
-    }
-
-    /// The counters.
+impl<T: tracer_core::Exportable> Signal<T> {
+    /// The counters, summed over the processor and the exporter.
     pub fn stats(&self) -> ExportStats {
+        let p = self.processor.stats();
+        let e = &self.exporter;
         ExportStats {
-            exported: self.inner.exported.load(Ordering::Relaxed),
-            dropped: self.inner.dropped.load(Ordering::Relaxed),
-            queued: self
-                .inner
-                .items
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len() as u64,
-            retries: self.inner.retries.load(Ordering::Relaxed),
+            exported: e.exported.load(Ordering::Relaxed),
+            dropped: p.dropped + e.dropped.load(Ordering::Relaxed),
+            queued: p.queued,
+            retries: e.retries.load(Ordering::Relaxed),
         }
     }
 
-    /// Sends everything queued, giving up at `deadline`; what is left then
-    /// is dropped and counted.
-    pub fn shutdown(&self, deadline: Instant) -> ExportStats {
-        *self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
-        self.inner.shutdown.store(true, Ordering::Release);
-        self.inner.wake.notify_all();
-        if let Some(w) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = w.join();
+    /// Delivers what is queued until `deadline`; a request still in flight
+    /// then is abandoned and its items counted as dropped.
+    fn shutdown(&self, deadline: Instant) -> ExportStats {
+        if !self.processor.shutdown_by(deadline) {
+            let stuck = self.exporter.in_flight.swap(0, Ordering::Relaxed);
+            self.exporter.dropped.fetch_add(stuck, Ordering::Relaxed);
         }
-        let left = std::mem::take(&mut *self.inner.items.lock().unwrap_or_else(|e| e.into_inner()));
-        self.inner
-            .dropped
-            .fetch_add(left.len() as u64, Ordering::Relaxed);
         self.stats()
+    }
+}
+
+/// Both signals' pipelines; each is `None` when its export is off.
+#[derive(Default)]
+pub struct Pipeline {
+    /// Spans.
+    pub spans: Option<Signal<SpanData>>,
+    /// Log records.
+    pub logs: Option<Signal<LogRecord>>,
+}
+
+fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>, String> {
+    let e = &config.export;
+    if let Some(path) = &e.file {
+        let f = FileSink::open(path)
+            .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
+        return Ok(Some(Box::new(f)));
+    }
+    Ok(endpoint.map(|url| Box::new(HttpSink::new(url, &e.headers)) as Box<dyn Sink>))
+}
+
+impl Pipeline {
+    /// The pipelines the configuration asks for. Fails only when an export
+    /// file cannot be opened.
+    pub fn from_config(config: &Config) -> Result<Pipeline, String> {
+        let e = &config.export;
+        let batch = BatchConfig {
+            max_queue_size: e.batch.max_queue_size,
+            max_export_batch_size: e.batch.max_export_batch_size,
+            scheduled_delay: e.batch.schedule_delay,
+        };
+        let mut p = Pipeline::default();
+        if e.traces_enabled() {
+            if let Some(s) = sink(config, e.traces_endpoint.as_deref())? {
+                let (resource, service) = (e.resource.clone(), e.service_name.clone());
+                let encode: Encoder<SpanData> =
+                    Box::new(move |spans| otlp::encode_spans(&resource, &service, spans));
+                let exporter = OtlpExporter::new("traces", s, encode, e.batch.export_timeout);
+                p.spans = Some(Signal::start(exporter, batch));
+            }
+        }
+        if e.logs_enabled() {
+            if let Some(s) = sink(config, e.logs_endpoint.as_deref())? {
+                let resource = e.resource.clone();
+                let encode: Encoder<LogRecord> =
+                    Box::new(move |logs| otlp::encode_logs(&resource, logs));
+                let exporter = OtlpExporter::new("logs", s, encode, e.batch.export_timeout);
+                p.logs = Some(Signal::start(exporter, batch));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The span processor of the export, when it is on.
+    pub fn span_processor(&self) -> Option<Arc<BatchProcessor<SpanData>>> {
+        self.spans.as_ref().map(|s| s.processor.clone())
+    }
+
+    /// Hands a span taken in from elsewhere (a collector's intake) to the
+    /// export; spans made with the node's tracer reach it as they end.
+    pub fn export_span(&self, span: SpanData) {
+        if let Some(s) = &self.spans {
+            s.processor.on_end(span);
+        }
+    }
+
+    /// Hands a log record to the export.
+    pub fn export_log(&self, record: LogRecord) {
+        if let Some(l) = &self.logs {
+            l.processor.emit(record);
+        }
+    }
+
+    /// Delivers what both signals hold, until `deadline` (shared: the
+    /// deadline bounds the whole exit), and reports each signal's counters.
+    pub fn shutdown(&self, deadline: Instant) -> Vec<(&'static str, ExportStats)> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.spans {
+            out.push(("spans", s.shutdown(deadline)));
+        }
+        if let Some(l) = &self.logs {
+            out.push(("logs", l.shutdown(deadline)));
+        }
+        out
     }
 }
 
@@ -389,7 +463,7 @@ mod tests {
     }
 
     impl Sink for Arc<Flaky> {
-        fn send(&self, body: &str) -> Sent {
+        fn send(&self, body: &str, _timeout: Duration) -> Sent {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             if n < self.fail_first {
                 return Sent::Retry {
@@ -402,39 +476,53 @@ mod tests {
         }
     }
 
-    fn settings(queue: usize, batch: usize) -> BatchSettings {
-        BatchSettings {
-            max_queue_size: queue,
-            max_export_batch_size: batch,
-            schedule_delay: Duration::from_millis(10),
-            export_timeout: Duration::from_secs(1),
+    fn record(i: u32) -> LogRecord {
+        LogRecord {
+            time_unix_nanos: u64::from(i),
+            service: "svc".into(),
+            level: None,
+            body: i.to_string().into(),
+            trace_id: None,
+            span_id: None,
+            attributes: vec![],
         }
     }
 
-    /// A queue of numbers over a sink that refuses its first `fail_first`
-    /// bodies.
-    fn flaky_queue(fail_first: usize, settings: BatchSettings) -> (Arc<Flaky>, ExportQueue<u32>) {
+    /// A log pipeline over a sink that refuses its first `fail_first`
+    /// bodies; each body lists the batch's record numbers.
+    fn flaky_logs(
+        fail_first: usize,
+        queue: usize,
+        batch: usize,
+    ) -> (Arc<Flaky>, Signal<LogRecord>) {
         let sink = Arc::new(Flaky {
             fail_first,
             calls: AtomicUsize::new(0),
             bodies: Mutex::new(Vec::new()),
         });
-        let q = ExportQueue::start(
+        let encode: Encoder<LogRecord> =
+            Box::new(|b: &[LogRecord]| b.iter().map(|r| &*r.body).collect::<Vec<_>>().join(","));
+        let exporter = OtlpExporter::new(
             "test",
             Box::new(sink.clone()),
-            Box::new(|b: &[u32]| format!("{b:?}")),
-            settings,
+            encode,
+            Duration::from_secs(1),
         );
-        (sink, q)
+        let config = BatchConfig {
+            max_queue_size: queue,
+            max_export_batch_size: batch,
+            scheduled_delay: Duration::from_millis(10),
+        };
+        (sink, Signal::start(exporter, config))
     }
 
     #[test]
     fn retries_until_the_sink_accepts_and_batches_by_size() {
-        let (sink, q) = flaky_queue(3, settings(100, 4));
+        let (sink, logs) = flaky_logs(3, 100, 4);
         for i in 0..10 {
-            q.push(i);
+            logs.processor.emit(record(i));
         }
-        let st = q.shutdown(Instant::now() + Duration::from_secs(5));
+        let st = logs.shutdown(Instant::now() + Duration::from_secs(5));
         assert_eq!(st.exported, 10);
         assert_eq!(st.dropped, 0);
         assert_eq!(st.retries, 3);
@@ -446,16 +534,17 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_the_oldest_and_a_dead_sink_drops_at_the_deadline() {
-        let (_sink, q) = flaky_queue(usize::MAX, settings(5, 2));
+    fn a_dead_sink_drops_everything_at_the_deadline_and_counts_it() {
+        let (_sink, logs) = flaky_logs(usize::MAX, 1_000, 2);
         for i in 0..50 {
-            q.push(i);
+            logs.processor.emit(record(i));
         }
         let start = Instant::now();
-        let st = q.shutdown(Instant::now() + Duration::from_millis(200));
+        let st = logs.shutdown(Instant::now() + Duration::from_millis(200));
         assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "gave up near the deadline"
+            start.elapsed() < Duration::from_secs(2),
+            "gave up at the deadline: {:?}",
+            start.elapsed()
         );
         assert_eq!(st.exported, 0);
         assert_eq!(st.dropped, 50, "every item is counted: {st:?}");

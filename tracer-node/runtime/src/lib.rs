@@ -1,7 +1,9 @@
 //! The `tracer-node` runtime: the Maelstrom codec (JSON lines on stdin and
-//! stdout), the registry of `#[handler]`s that `inventory` collects, the
-//! sidecar that opens a SERVER span for every message, and the state handlers
-//! share. The `tracer-node` binary is this runtime with the `plugins` linked in.
+//! stdout, each line parsed once), the registry of `#[handler]`s that
+//! `inventory` collects, the sidecar that opens a SERVER span for every
+//! message, timers, the stores of user data, the export pipeline, and the
+//! state handlers share. The `tracer-node` binary is this runtime with the
+//! `plugins` linked in.
 //!
 //! A plugin is a function:
 //!
@@ -31,6 +33,7 @@
 //! );
 //! ```
 
+mod bounded;
 mod codec;
 mod config;
 mod ctx;
@@ -40,20 +43,26 @@ mod input;
 mod node;
 pub mod otlp;
 mod registry;
-mod sidecar;
+pub mod sidecar;
+mod state;
+pub mod stores;
+mod timers;
 
+pub use bounded::BoundedMap;
+pub use codec::Body;
 pub use config::{Config, ExportConfig, DEFAULT_MAX_LINE};
-pub use ctx::{Ctx, Deferred, ReplyTo, RpcError, MAX_PENDING_RPCS};
+pub use ctx::{Ctx, Deferred, ReplyTo, RpcError, RuntimeStats, MAX_PENDING_RPCS, MAX_TIMERS};
 pub use error::{decode, Error, ErrorCode};
 pub use node::Node;
 pub use registry::{DuplicateHandler, Handler, HandlerFn, Registry};
 pub use sidecar::headers_from_json;
+pub use timers::{TimerId, TimersFull};
 pub use tracer_macros::{handler, traced};
 
 /// Used by the code `#[handler]` generates.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::codec::Body;
     pub use crate::error::decode;
     pub use inventory;
-    pub use serde_json::value::RawValue;
 }

@@ -1,157 +1,31 @@
-//! The node: read a line, dispatch it inside the sidecar's span, write the
-//! reply; flush only when about to wait for input.
+//! The node: read a line, address it, route it, dispatch it inside the
+//! sidecar's span, write the reply; fire timers between lines and while
+//! waiting for input; flush output only when about to wait.
 
-use crate::codec::{self, Envelope, ErrorBody, Line};
+use crate::codec::{self, Body, Envelope, Head, Incoming, Line};
 use crate::config::Config;
-use crate::ctx::Pending;
-use crate::ctx::{Ctx, Request};
+use crate::ctx::{Calls, Ctx, Due, Request, RpcCallback, RpcError};
 use crate::error::{Error, ErrorCode};
-use crate::export::{BatchSettings, ExportQueue, ExportStats, FileSink, HttpSink, Sink};
+use crate::export::{ExportStats, Pipeline};
 use crate::input::{Input, Next};
-use crate::otlp::{self, TimedLog};
-use crate::registry::Registry;
-use crate::sidecar;
+use crate::registry::{Handler, Registry};
+use crate::sidecar::{self, Server};
+use crate::state::{State, OUT_HIGH_WATER};
+use crate::stores::{Processor, StoreLimits, TraceStore};
 use serde::{Deserialize, Serialize};
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufReader, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tracer_core::{
-    attach, global, LogBridge, LogStore, Sampler, SpanData, SpanKind, SpanProcessor, Status,
-    StoreLimits, TraceStore, Tracer,
-};
-
-/// Output is written out once this much is pending, even mid-burst.
-const OUT_HIGH_WATER: usize = 64 << 10;
-
-/// State every handler shares through its [`Ctx`].
-pub(crate) struct Shared {
-    pub(crate) node_id: Option<String>,
-    pub(crate) node_ids: Vec<String>,
-    last_src: Option<String>,
-    pub(crate) plugins: HashMap<TypeId, Box<dyn Any + Send>>,
-    pub(crate) logs: Arc<Mutex<LogStore>>,
-    pub(crate) traces: Arc<Mutex<TraceStore>>,
-    pub(crate) tracer: Tracer,
-    pub(crate) config: Config,
-    pub(crate) span_export: Option<Arc<ExportQueue<SpanData>>>,
-    pub(crate) log_export: Option<Arc<ExportQueue<TimedLog>>>,
-    /// The last `msg_id` of a message this node started.
-    pub(crate) last_msg_id: u64,
-    /// RPCs in flight, by their `msg_id`.
-    pub(crate) pending: HashMap<u64, Pending>,
-    /// Requests from cluster peers already handled, by (src, msg_id).
-    seen: Seen,
-    out: Vec<u8>,
-}
-
-impl Shared {
-    /// Serializes one output line into the pending output, all or nothing.
-    pub(crate) fn write_line<T: Serialize>(&mut self, value: &T) -> bool {
-        let start = self.out.len();
-        match serde_json::to_writer(&mut self.out, value) {
-            Ok(()) => {
-                self.out.push(b'\n');
-                true
-            }
-            Err(e) => {
-                self.out.truncate(start);
-                eprintln!("tracer-node: could not serialize a reply: {e}");
-                false
-            }
-        }
-    }
-
-    pub(crate) fn write_error(
-        &mut self,
-        src: &str,
-        dest: &str,
-        in_reply_to: Option<u64>,
-        e: &Error,
-    ) {
-        self.write_line(&Envelope {
-            src,
-            dest,
-            body: ErrorBody {
-                kind: "error",
-                in_reply_to,
-                code: e.code.code(),
-                text: &e.text,
-            },
-        });
-    }
-}
-
-/// Finished spans go to the node's store and, when export is on, to the
-/// export queue too.
-struct StoreAndExport {
-    store: Arc<Mutex<TraceStore>>,
-    export: Option<Arc<ExportQueue<SpanData>>>,
-}
-
-impl SpanProcessor for StoreAndExport {
-    fn on_end(&self, span: SpanData) {
-        if let Some(e) = &self.export {
-            e.push(span.clone());
-        }
-        self.store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(span);
-    }
-}
-
-fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>, String> {
-    let e = &config.export;
-    if let Some(path) = &e.file {
-        let f = FileSink::open(path)
-            .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
-        return Ok(Some(Box::new(f)));
-    }
-    Ok(endpoint.map(|url| {
-        Box::new(HttpSink::new(url, &e.headers, e.batch.export_timeout)) as Box<dyn Sink>
-    }))
-}
-
-fn batch(config: &Config) -> BatchSettings {
-    config.export.batch
-}
-
-/// Requests a peer node sent that were handled already: a duplicated
-/// message is not handled twice (no duplicate spans). Bounded, oldest first.
-#[derive(Default)]
-struct Seen {
-    set: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
-}
-
-impl Seen {
-    const CAP: usize = 65_536;
-
-    /// Whether the request is new; remembers it.
-    fn first_time(&mut self, src: &str, msg_id: u64) -> bool {
-        let key = (src.to_owned(), msg_id);
-        if self.set.contains(&key) {
-            return false;
-        }
-        if self.order.len() >= Self::CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.order.push_back(key.clone());
-        self.set.insert(key);
-        true
-    }
-}
+use tracer_core::{attach, global, LogBridge, SpanContext, Status, Tracer};
 
 /// The node runtime.
 pub struct Node {
     registry: Registry,
-    shared: Shared,
+    state: State,
+    calls: Calls,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +47,23 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("a non-string panic payload")
 }
 
+/// Where a message's reply goes, and what its body asks.
+struct Addressed<'l> {
+    reply_src: Cow<'l, str>,
+    reply_dest: Cow<'l, str>,
+    msg_id: Option<u64>,
+    msg_type: Cow<'l, str>,
+    in_reply_to: Option<u64>,
+}
+
+/// Where a message goes once addressed.
+enum Route {
+    /// Nothing more to do (answered, or a duplicate).
+    Done,
+    /// A handler serves it.
+    Handler(&'static Handler),
+}
+
 impl Node {
     /// A node serving the given handlers. Fails only when an export file
     /// cannot be opened.
@@ -181,72 +72,25 @@ impl Node {
             max_traces: config.max_traces,
             max_spans_per_trace: config.max_spans_per_trace,
         })));
-        let span_export = match sink(&config, config.export.traces_endpoint.as_deref())? {
-            Some(s) if config.export.traces_enabled() => {
-                let resource = config.export.resource.clone();
-                let service = config.export.service_name.clone();
-                Some(Arc::new(ExportQueue::start(
-                    "traces",
-                    s,
-                    Box::new(move |spans: &[SpanData]| {
-                        otlp::encode_spans(&resource, &service, spans)
-                    }),
-                    batch(&config),
-                )))
-            }
-            _ => None,
-        };
-        let log_export = match sink(&config, config.export.logs_endpoint.as_deref())? {
-            Some(s) if config.export.logs_enabled() => {
-                let resource = config.export.resource.clone();
-                Some(Arc::new(ExportQueue::start(
-                    "logs",
-                    s,
-                    Box::new(move |logs: &[TimedLog]| otlp::encode_logs(&resource, logs)),
-                    batch(&config),
-                )))
-            }
-            _ => None,
-        };
+        let pipeline = Pipeline::from_config(&config)?;
+        // One pipeline: the store keeps user spans, the export gets all.
         let tracer = Tracer::new(
             config.sampler.clone(),
-            StoreAndExport {
-                store: traces.clone(),
-                export: span_export.clone(),
-            },
+            (Processor(traces.clone()), pipeline.span_processor()),
         );
         Ok(Node {
             registry,
-            shared: Shared {
-                node_id: None,
-                node_ids: Vec::new(),
-                last_src: None,
-                plugins: HashMap::new(),
-                logs: Arc::new(Mutex::new(LogStore::new(config.max_logs))),
-                traces,
-                tracer,
-                config,
-                span_export,
-                log_export,
-                last_msg_id: 0,
-                pending: HashMap::new(),
-                seen: Seen::default(),
-                out: Vec::with_capacity(OUT_HIGH_WATER),
-            },
+            state: State::new(config, tracer, traces, pipeline),
+            calls: Calls::new(),
         })
     }
 
-    /// Delivers what the exporters hold, until the flush deadline; reports
-    /// what was exported and dropped on stderr. Called at end of input.
+    /// Delivers what the export holds, until the flush deadline (which
+    /// bounds the whole exit, a request in flight included); reports what
+    /// was exported and dropped on stderr. Called at end of input.
     pub fn shutdown(&mut self) -> Vec<(&'static str, ExportStats)> {
-        let deadline = Instant::now() + self.shared.config.export.flush_timeout;
-        let mut out = Vec::new();
-        if let Some(e) = self.shared.span_export.take() {
-            out.push(("spans", e.shutdown(deadline)));
-        }
-        if let Some(e) = self.shared.log_export.take() {
-            out.push(("logs", e.shutdown(deadline)));
-        }
+        let deadline = Instant::now() + self.state.config.export.flush_timeout;
+        let out = self.state.pipeline.shutdown(deadline);
         for (what, st) in &out {
             eprintln!(
                 "tracer-node: export of {what}: {} exported, {} dropped, {} retries",
@@ -257,26 +101,32 @@ impl Node {
     }
 
     /// Makes this node's tracer the process-wide one (for `#[traced]`) and
-    /// bridges the `log` crate into its log store. Call once, in `main`.
+    /// bridges the `log` crate into its log pipeline (the store and the
+    /// export). Call once, in `main`.
     pub fn install_globals(&self) {
-        if global::set_tracer(self.shared.tracer.clone()).is_err() {
+        if global::set_tracer(self.state.tracer.clone()).is_err() {
             eprintln!(
                 "tracer-node: a global tracer was already installed; #[traced] spans go there"
             );
         }
-        let bridge = LogBridge::new(
-            self.shared.logs.clone(),
-            "tracer-node",
-            log::LevelFilter::Info,
+        let logs = (
+            Processor(self.state.logs.clone()),
+            self.state
+                .pipeline
+                .logs
+                .as_ref()
+                .map(|l| l.processor.clone()),
         );
+        let bridge = LogBridge::new(logs, "tracer-node", log::LevelFilter::Info);
         if bridge.install().is_err() {
             eprintln!("tracer-node: a logger was already installed; log records are not stored");
         }
     }
 
     /// Serves lines from `input` until it closes, writing replies to
-    /// `output`; then waits for the RPCs in flight (until their deadlines)
-    /// and delivers what the exporters hold.
+    /// `output`; then fails the RPCs in flight at once (no reply can come),
+    /// runs the timers due within the flush timeout, and delivers what the
+    /// export holds.
     pub fn run<R: Read + Send + 'static, W: Write>(
         &mut self,
         input: R,
@@ -288,8 +138,8 @@ impl Node {
         let mut threaded: Option<Input> = None;
         let mut line = Vec::new();
         loop {
-            let deadline = self.next_deadline();
-            let max = self.shared.config.max_line;
+            let deadline = self.calls.timers.next_deadline();
+            let max = self.state.config.max_line;
             if let Some(reader) = direct.as_mut() {
                 if deadline.is_some() && reader.buffer().is_empty() {
                     let reader = direct.take().expect("direct reader");
@@ -298,7 +148,7 @@ impl Node {
             }
             let next = if let Some(reader) = direct.as_mut() {
                 // About to wait for input: nothing may sit in a buffer meanwhile.
-                if reader.buffer().is_empty() && !self.shared.out.is_empty() {
+                if reader.buffer().is_empty() && !self.state.out.is_empty() {
                     self.flush(&mut output)?;
                 }
                 match codec::read_line(reader, &mut line, max)? {
@@ -308,7 +158,7 @@ impl Node {
                 }
             } else {
                 let input = threaded.as_mut().expect("threaded reader");
-                let out = &mut self.shared.out;
+                let out = &mut self.state.out;
                 let next = input.next(max, deadline, || {
                     if !out.is_empty() {
                         output.write_all(out)?;
@@ -329,19 +179,21 @@ impl Node {
                 Next::TooLong(n) => {
                     let e = Error::malformed(format!(
                         "line of {n} bytes exceeds the limit of {} bytes (TRACER_MAX_LINE); skipped",
-                        self.shared.config.max_line
+                        self.state.config.max_line
                     ));
                     self.error_unaddressed(&e);
                 }
             }
             self.fire_timers();
-            if self.shared.out.len() >= OUT_HIGH_WATER {
+            if self.state.out.len() >= OUT_HIGH_WATER {
                 self.flush(&mut output)?;
             }
         }
-        // End of input: finish the RPCs in flight (they may still time out
-        // and answer their clients), then deliver exports.
-        while let Some(d) = self.next_deadline() {
+        self.end_of_input();
+        // Timers due within the flush timeout still fire (a collector's
+        // quiet period, say); later ones are dropped with the node.
+        let until = Instant::now() + self.state.config.export.flush_timeout;
+        while let Some(d) = self.calls.timers.next_deadline().filter(|d| *d <= until) {
             self.flush(&mut output)?;
             std::thread::sleep(d.saturating_duration_since(Instant::now()));
             self.fire_timers();
@@ -351,55 +203,73 @@ impl Node {
         Ok(())
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.shared.pending.values().map(|p| p.deadline).min()
+    /// Input ended: no reply can arrive, so every RPC in flight fails now
+    /// (its callback runs with a timeout error), and new ones fail at once.
+    fn end_of_input(&mut self) {
+        self.calls.closed = true;
+        let mut ids: Vec<u64> = self.calls.rpcs.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.rpc_timed_out(id);
+        }
     }
 
-    /// Calls back the RPCs whose deadline passed, with a timeout.
+    /// Runs what is due: RPC deadlines (their callbacks get a timeout) and
+    /// plugin timers.
     fn fire_timers(&mut self) {
-        if self.shared.pending.is_empty() {
-            return;
-        }
         let now = Instant::now();
-        let mut expired: Vec<u64> = self
-            .shared
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        expired.sort_unstable();
-        for id in expired {
-            if let Some(p) = self.shared.pending.remove(&id) {
-                let err = crate::ctx::RpcError::Timeout {
-                    dest: p.dest.clone(),
-                    after: p.timeout,
-                };
-                let mut span = p.span;
-                span.set_status(Status::Error(Cow::Owned(err.to_string())));
-                let client = span.context().clone();
-                drop(span);
-                self.call_back(p.callback, client, "rpc_timeout", None, Err(err));
+        while let Some(due) = self.calls.timers.pop_due(now) {
+            match due {
+                Due::Rpc(id) => self.rpc_timed_out(id),
+                Due::Call(callback) => {
+                    self.call_back(None, None, |ctx| callback(ctx));
+                }
             }
         }
     }
 
-    /// Runs an RPC callback with a `Ctx` of its own, whose `incoming()` is
-    /// the RPC's (ended) CLIENT span; a panic in it is reported on stderr
-    /// (there is no request to answer).
+    fn rpc_timed_out(&mut self, id: u64) {
+        let Some(p) = self.calls.rpcs.remove(&id) else {
+            return;
+        };
+        self.calls.timers.cancel(p.timer);
+        let err = RpcError::Timeout {
+            dest: p.dest,
+            after: p.sent.elapsed(),
+        };
+        let mut span = p.span;
+        span.set_status(Status::Error(Cow::Owned(err.to_string())));
+        let client = span.context().clone();
+        drop(span);
+        self.rpc_done(p.callback, client, None, Err(err));
+    }
+
+    fn rpc_done(
+        &mut self,
+        callback: RpcCallback,
+        client: SpanContext,
+        src: Option<&str>,
+        reply: Result<&Body<'_>, RpcError>,
+    ) {
+        self.call_back(Some(client), src, |ctx| callback(ctx, reply));
+    }
+
+    /// Runs a callback (an RPC's or a timer's) with a `Ctx` of its own,
+    /// whose `incoming()` is `client` (an RPC's ended CLIENT span); a panic
+    /// in it is reported on stderr (there is no request to answer).
     fn call_back(
         &mut self,
-        callback: crate::ctx::RpcCallback,
-        client: tracer_core::SpanContext,
-        msg_type: &str,
+        client: Option<SpanContext>,
         src: Option<&str>,
-        reply: Result<&serde_json::value::RawValue, crate::ctx::RpcError>,
+        f: impl FnOnce(&mut Ctx<'_>),
     ) {
-        let me = self.own_id();
+        let me = self.state.own_id().to_owned();
+        let _current = client.clone().map(attach);
         let mut ctx = Ctx {
-            shared: &mut self.shared,
+            state: &mut self.state,
+            calls: &mut self.calls,
             req: Request {
-                msg_type,
+                msg_type: "callback",
                 msg_id: None,
                 src,
                 dest: Some(&me),
@@ -409,43 +279,34 @@ impl Node {
                 always_reply: false,
             },
             span: None,
-            incoming: Some(client),
+            incoming: client,
             replied: true,
         };
-        let _current = attach(ctx.incoming.clone().expect("set above"));
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(&mut ctx, reply))) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(&mut ctx))) {
             eprintln!(
-                "tracer-node: an RPC callback panicked: {}",
+                "tracer-node: a callback panicked: {}",
                 panic_text(&*payload)
             );
         }
     }
 
     fn flush<W: Write>(&mut self, output: &mut W) -> io::Result<()> {
-        output.write_all(&self.shared.out)?;
+        output.write_all(&self.state.out)?;
         output.flush()?;
-        self.shared.out.clear();
+        self.state.out.clear();
         Ok(())
-    }
-
-    fn own_id(&self) -> Cow<'static, str> {
-        match &self.shared.node_id {
-            Some(id) => Cow::Owned(id.clone()),
-            None => Cow::Borrowed("tracer"),
-        }
-    }
-
-    fn last_src(&self) -> Cow<'static, str> {
-        match &self.shared.last_src {
-            Some(s) => Cow::Owned(s.clone()),
-            None => Cow::Borrowed("client"),
-        }
     }
 
     /// An error for a line whose addressing could not be read.
     fn error_unaddressed(&mut self, e: &Error) {
-        let (src, dest) = (self.own_id(), self.last_src());
-        self.shared.write_error(&src, &dest, None, e);
+        let src = self.state.own_id().to_owned();
+        let dest = self
+            .state
+            .last_src
+            .as_deref()
+            .unwrap_or("client")
+            .to_owned();
+        self.state.write_error(&src, &dest, None, e);
     }
 
     /// Handles one line. Never panics on client input; a handler's panic is
@@ -464,131 +325,184 @@ impl Node {
         if text.trim().is_empty() {
             return; // blank lines separate nothing and ask nothing
         }
+        // The one parse of the line: envelope, body members, raw values.
         let msg = match codec::parse_line(text) {
             Ok(m) => m,
             Err(why) => return self.error_unaddressed(&Error::malformed(why)),
         };
-        let reply_src = match &msg.dest {
-            Some(d) => Cow::Borrowed(&*d.0),
-            None => self.own_id(),
-        };
-        let reply_dest = match &msg.src {
-            Some(s) => {
-                if self.shared.last_src.as_deref() != Some(&*s.0) {
-                    self.shared.last_src = Some(s.0.to_string());
-                }
-                Cow::Borrowed(&*s.0)
-            }
-            None => self.last_src(),
-        };
-        let head = match codec::parse_head(msg.body) {
-            Ok(h) => h,
+        let body = match &msg.body {
+            Ok(b) => b,
             Err(why) => {
-                return self.shared.write_error(
-                    &reply_src,
-                    &reply_dest,
-                    None,
-                    &Error::malformed(why),
-                )
+                let (src, dest) = self.reply_ends(&msg);
+                return self
+                    .state
+                    .write_error(&src, &dest, None, &Error::malformed(why.clone()));
             }
         };
+        let head = Head::of(body);
+        let a = match self.address(&msg, &head) {
+            Ok(a) => a,
+            Err((src, dest, msg_id, e)) => return self.state.write_error(&src, &dest, msg_id, &e),
+        };
+        match self.route(&msg, body, &a) {
+            Route::Done => {}
+            Route::Handler(h) => self.dispatch(h, &msg, body, &head, &a),
+        }
+    }
+
+    /// Who answers (the request's `dest`, else the node) and to whom (the
+    /// request's `src`, else the last `src` seen, else `"client"`).
+    fn reply_ends<'l>(&mut self, msg: &Incoming<'l>) -> (Cow<'l, str>, Cow<'l, str>) {
+        let src = match &msg.dest {
+            Some(d) => d.0.clone(),
+            None => Cow::Owned(self.state.own_id().to_owned()),
+        };
+        let dest = match &msg.src {
+            Some(s) => {
+                if self.state.last_src.as_deref() != Some(&*s.0) {
+                    self.state.last_src = Some(s.0.to_string());
+                }
+                s.0.clone()
+            }
+            None => Cow::Owned(
+                self.state
+                    .last_src
+                    .clone()
+                    .unwrap_or_else(|| "client".to_owned()),
+            ),
+        };
+        (src, dest)
+    }
+
+    /// Addressing: the reply's ends, `msg_id`, `type`, `in_reply_to`.
+    #[allow(clippy::type_complexity)]
+    fn address<'l>(
+        &mut self,
+        msg: &Incoming<'l>,
+        head: &Head<'l>,
+    ) -> Result<Addressed<'l>, (Cow<'l, str>, Cow<'l, str>, Option<u64>, Error)> {
+        let (reply_src, reply_dest) = self.reply_ends(msg);
         let msg_id = match head.msg_id.map(|r| serde_json::from_str::<u64>(r.get())) {
             None => None,
             Some(Ok(id)) => Some(id),
             Some(Err(_)) => {
                 let e = Error::bad_field("msg_id", "must be a non-negative integer");
-                return self.shared.write_error(&reply_src, &reply_dest, None, &e);
+                return Err((reply_src, reply_dest, None, e));
             }
         };
-        let msg_type: Cow<'_, str> = match head
+        let msg_type = match head
             .msg_type
-            .map(|r| serde_json::from_str::<Cow<'_, str>>(r.get()))
+            .map(|r| serde_json::from_str::<Cow<'l, str>>(r.get()))
         {
             Some(Ok(t)) => t,
             None => {
                 let e = Error::malformed("missing field `type`");
-                return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+                return Err((reply_src, reply_dest, msg_id, e));
             }
             Some(Err(_)) => {
                 let e = Error::bad_field("type", "must be a string");
-                return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+                return Err((reply_src, reply_dest, msg_id, e));
             }
         };
-        if msg_type == "init" {
-            return self.init(msg.body, msg_id, &reply_src, &reply_dest);
-        }
-        // A reply to an RPC of ours goes to its callback.
         let in_reply_to = head
             .in_reply_to
             .and_then(|r| serde_json::from_str::<u64>(r.get()).ok());
-        if let Some(id) = in_reply_to {
-            if let Some(p) = self.shared.pending.remove(&id) {
-                let mut span = p.span;
-                if msg_type == "error" {
-                    span.set_status(Status::Error(Cow::Borrowed(
-                        "the peer answered with an error",
-                    )));
-                }
-                let client = span.context().clone();
-                drop(span);
-                let src = msg.src.as_ref().map(|s| &*s.0);
-                return self.call_back(p.callback, client, &msg_type, src, Ok(msg.body));
+        Ok(Addressed {
+            reply_src,
+            reply_dest,
+            msg_id,
+            msg_type,
+            in_reply_to,
+        })
+    }
+
+    /// Routing: `init` (the runtime's own), a reply to an RPC of ours (its
+    /// callback), a peer's duplicate (dropped), else a handler.
+    fn route(&mut self, msg: &Incoming<'_>, body: &Body<'_>, a: &Addressed<'_>) -> Route {
+        if a.msg_type == "init" {
+            self.init(body, a);
+            return Route::Done;
+        }
+        if let Some(p) = a.in_reply_to.and_then(|id| self.calls.rpcs.remove(&id)) {
+            self.calls.timers.cancel(p.timer);
+            let mut span = p.span;
+            if a.msg_type == "error" {
+                span.set_status(Status::Error(Cow::Borrowed(
+                    "the peer answered with an error",
+                )));
             }
+            let client = span.context().clone();
+            drop(span);
+            let src = msg.src.as_ref().map(|s| &*s.0);
+            self.rpc_done(p.callback, client, src, Ok(body));
+            return Route::Done;
         }
         // A peer's request is handled once, however often it arrives.
-        if let (Some(id), Some(src)) = (msg_id, msg.src.as_ref()) {
-            if self.shared.node_ids.iter().any(|n| *n == *src.0)
-                && !self.shared.seen.first_time(&src.0, id)
-            {
-                return;
+        if let (Some(id), Some(src)) = (a.msg_id, msg.src.as_ref()) {
+            if self.state.is_peer(&src.0) {
+                let key = (src.0.to_string(), id);
+                if self.state.seen.contains_key(&key) {
+                    return Route::Done;
+                }
+                self.state.seen.insert(key, ());
             }
         }
-        let Some(handler) = self.registry.get(&msg_type) else {
-            if in_reply_to.is_some() || msg_type == "error" {
+        match self.registry.get(&a.msg_type) {
+            Some(h) => Route::Handler(h),
+            None if a.in_reply_to.is_some() || a.msg_type == "error" => {
                 // Never answer a reply: two nodes would bounce errors forever.
-                eprintln!("tracer-node: dropped an unexpected {msg_type:?} reply");
-                return;
+                eprintln!("tracer-node: dropped an unexpected {:?} reply", a.msg_type);
+                Route::Done
             }
-            let e = Error::not_supported(format!("unsupported message type {msg_type:?}"));
-            return self.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
-        };
+            None => {
+                let e = Error::not_supported(format!("unsupported message type {:?}", a.msg_type));
+                self.state
+                    .write_error(&a.reply_src, &a.reply_dest, a.msg_id, &e);
+                Route::Done
+            }
+        }
+    }
 
-        // The sidecar: the message's own context, and its SERVER span.
-        let incoming = sidecar::incoming_context(&head).ok();
+    /// Dispatch: the sidecar's SERVER span, the handler, its errors.
+    fn dispatch(
+        &mut self,
+        handler: &'static Handler,
+        msg: &Incoming<'_>,
+        body: &Body<'_>,
+        head: &Head<'_>,
+        a: &Addressed<'_>,
+    ) {
+        let incoming = sidecar::incoming_context(head).ok();
         let span = (!handler.own_span).then(|| {
             let rate = msg
                 .extra
                 .iter()
                 .find(|(k, _)| k.0 == "sampling_rate")
-                .and_then(|(_, v)| serde_json::from_str::<f64>(v.get()).ok());
-            let sampler = rate.map(|r| Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(r))));
-            let mut b = self
-                .shared
-                .tracer
-                .span_builder(handler.msg_type)
-                .kind(SpanKind::Server)
-                .parent_or_root(incoming.clone())
-                .attribute("rpc.system", "maelstrom")
-                .attribute("rpc.method", handler.msg_type);
-            if let Some(s) = &sampler {
-                b = b.sampler(s);
-            }
-            let mut span = b.start();
-            if span.is_recording() {
-                span.set_attribute("service.name", reply_src.to_string());
-            }
-            span
+                .map(|(_, v)| *v);
+            sidecar::server_span(
+                &self.state.tracer,
+                Server {
+                    name: handler.msg_type,
+                    service: &a.reply_src,
+                    parent: incoming.clone(),
+                    // A bad rate is the handler's to report; the span
+                    // just goes without it.
+                    rate: sidecar::sampling_rate(rate).ok().flatten(),
+                    telemetry_exported: self.state.pipeline.spans.is_some(),
+                },
+            )
         });
         let _current = span.as_ref().map(|s| attach(s.context().clone()));
         let mut ctx = Ctx {
-            shared: &mut self.shared,
+            state: &mut self.state,
+            calls: &mut self.calls,
             req: Request {
                 msg_type: handler.msg_type,
-                msg_id,
+                msg_id: a.msg_id,
                 src: msg.src.as_ref().map(|s| &*s.0),
                 dest: msg.dest.as_ref().map(|s| &*s.0),
-                reply_src: &reply_src,
-                reply_dest: &reply_dest,
+                reply_src: &a.reply_src,
+                reply_dest: &a.reply_dest,
                 extra: &msg.extra,
                 always_reply: handler.always_reply,
             },
@@ -596,7 +510,7 @@ impl Node {
             incoming,
             replied: false,
         };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (handler.call)(&mut ctx, msg.body)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (handler.call)(&mut ctx, body)));
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
@@ -613,40 +527,37 @@ impl Node {
             if let Some(span) = ctx.span.as_mut() {
                 span.set_status(Status::Error(Cow::Owned(e.text.clone())));
             }
-            if in_reply_to.is_some() {
+            if a.in_reply_to.is_some() {
                 // Never answer a reply, not even with an error.
-                eprintln!("tracer-node: a {msg_type:?} reply failed: {}", e.text);
+                eprintln!("tracer-node: a {:?} reply failed: {}", a.msg_type, e.text);
             } else if !ctx.replied {
                 ctx.replied = true;
-                ctx.shared.write_error(&reply_src, &reply_dest, msg_id, &e);
+                ctx.state
+                    .write_error(&a.reply_src, &a.reply_dest, a.msg_id, &e);
             }
         }
     }
 
-    fn init(
-        &mut self,
-        body: &serde_json::value::RawValue,
-        msg_id: Option<u64>,
-        src: &str,
-        dest: &str,
-    ) {
-        match crate::error::decode::<Init>(body) {
+    fn init(&mut self, body: &Body<'_>, a: &Addressed<'_>) {
+        match body.decode::<Init>() {
             Ok(init) => {
-                self.shared.node_id = Some(init.node_id);
-                self.shared.node_ids = init.node_ids;
-                if msg_id.is_some() {
+                self.state.node_id = Some(init.node_id);
+                self.state.node_ids = init.node_ids;
+                if a.msg_id.is_some() {
                     let reply = Envelope {
-                        src,
-                        dest,
+                        src: &a.reply_src,
+                        dest: &a.reply_dest,
                         body: codec::ReplyBody {
                             body: &InitOk {},
-                            in_reply_to: msg_id,
+                            in_reply_to: a.msg_id,
                         },
                     };
-                    self.shared.write_line(&reply);
+                    self.state.write_line(&reply);
                 }
             }
-            Err(e) => self.shared.write_error(src, dest, msg_id, &e),
+            Err(e) => self
+                .state
+                .write_error(&a.reply_src, &a.reply_dest, a.msg_id, &e),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tracer_core::{Array, KeyValue, LogEntry, SpanData, SpanId, SpanKind, Status, TraceId, Value};
+use tracer_core::{Array, KeyValue, LogRecord, SpanData, SpanId, SpanKind, Status, TraceId, Value};
 
 /// `service.name`, the one resource attribute every export carries.
 pub const SERVICE_NAME: &str = "service.name";
@@ -235,17 +235,6 @@ pub fn encode_spans(
     serde_json::to_string(&req).expect("OTLP structs serialize")
 }
 
-/// A log entry with the time it was taken in.
-#[derive(Clone, Debug)]
-pub struct TimedLog {
-    /// When the node stored it.
-    pub time_unix_nanos: u64,
-    /// The entry.
-    pub entry: LogEntry,
-    /// The span it was written in, when the entry names none itself.
-    pub span: Option<SpanId>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OtlpLog<'a> {
@@ -274,40 +263,17 @@ fn severity(level: Option<&str>) -> u8 {
     }
 }
 
-fn log(l: &TimedLog) -> OtlpLog<'_> {
-    let e = &l.entry;
-    let trace = e.trace_id.as_deref().and_then(TraceId::parse);
-    let span_id = e.span_id.as_deref().and_then(SpanId::from_hex).or(l.span);
-    let mut attributes = Vec::new();
-    // Ids that are not W3C ids still reach the backend, as attributes.
-    if let (Some(t), None) = (e.trace_id.as_deref(), trace) {
-        attributes.push(Attr {
-            key: "tracer.trace_id",
-            value: AnyValue::StringValue(t),
-        });
-    }
-    if let (Some(s), None) = (e.span_id.as_deref(), span_id) {
-        attributes.push(Attr {
-            key: "tracer.span_id",
-            value: AnyValue::StringValue(s),
-        });
-    }
-    if let Some(a) = &e.attributes {
-        attributes.push(Attr {
-            key: "tracer.attributes",
-            value: AnyValue::StringValue(a.get()),
-        });
-    }
+fn log(l: &LogRecord) -> OtlpLog<'_> {
     let time = l.time_unix_nanos.to_string();
     OtlpLog {
         observed_time_unix_nano: time.clone(),
         time_unix_nano: time,
-        severity_text: e.level.as_deref(),
-        severity_number: severity(e.level.as_deref()),
-        body: AnyValue::StringValue(&e.message),
-        attributes,
-        trace_id: trace.map(TraceId::to_hex),
-        span_id: span_id.map(SpanId::to_hex),
+        severity_text: l.level.as_deref(),
+        severity_number: severity(l.level.as_deref()),
+        body: AnyValue::StringValue(&l.body),
+        attributes: attrs(&l.attributes, None),
+        trace_id: l.trace_id.map(TraceId::to_hex),
+        span_id: l.span_id.map(SpanId::to_hex),
     }
 }
 
@@ -332,10 +298,10 @@ struct LogsRequest<'a> {
 }
 
 /// One `ExportLogsServiceRequest`, one resource per service.
-pub fn encode_logs(base: &[(String, String)], logs: &[TimedLog]) -> String {
+pub fn encode_logs(base: &[(String, String)], logs: &[LogRecord]) -> String {
     let mut by_service: BTreeMap<&str, Vec<OtlpLog<'_>>> = BTreeMap::new();
     for l in logs {
-        by_service.entry(&l.entry.service).or_default().push(log(l));
+        by_service.entry(&l.service).or_default().push(log(l));
     }
     let req = LogsRequest {
         resource_logs: by_service
@@ -407,24 +373,21 @@ mod tests {
     }
 
     #[test]
-    fn logs_carry_w3c_ids_and_keep_others_as_attributes() {
-        let entry = |trace: &str| TimedLog {
+    fn logs_carry_w3c_ids_and_their_attributes() {
+        let record = |trace: Option<TraceId>| LogRecord {
             time_unix_nanos: 42,
-            span: None,
-            entry: LogEntry {
-                service: "web".into(),
-                message: "hi".into(),
-                trace_id: Some(trace.into()),
-                span_id: Some("00f067aa0ba902b7".into()),
-                level: Some("ERROR".into()),
-                attributes: None,
-            },
+            service: "web".into(),
+            level: Some("ERROR".into()),
+            body: "hi".into(),
+            trace_id: trace,
+            span_id: SpanId::from_hex("00f067aa0ba902b7"),
+            attributes: vec![KeyValue::new("tracer.trace_id", "abc123")],
         };
         let json: serde_json::Value = serde_json::from_str(&encode_logs(
             &[],
             &[
-                entry("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
-                entry("abc123"),
+                record(TraceId::parse("4bf92f35-77b3-4da6-a3ce-929d0e0e4736")),
+                record(None),
             ],
         ))
         .unwrap();

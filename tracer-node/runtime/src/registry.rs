@@ -1,13 +1,13 @@
 //! The handlers `inventory` collected, looked up by message type.
 
+use crate::codec::Body;
 use crate::ctx::Ctx;
 use crate::error::Error;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::fmt;
 
 /// The function `#[handler]` generates: decode, call, reply.
-pub type HandlerFn = fn(&mut Ctx<'_>, &RawValue) -> Result<(), Error>;
+pub type HandlerFn = fn(&mut Ctx<'_>, &Body<'_>) -> Result<(), Error>;
 
 /// A registered message handler. Made by `#[handler("type")]`.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn noop(_: &mut Ctx<'_>, _: &RawValue) -> Result<(), Error> {
+    fn noop(_: &mut Ctx<'_>, _: &Body<'_>) -> Result<(), Error> {
         Ok(())
     }
 

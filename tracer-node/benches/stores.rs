@@ -1,7 +1,7 @@
-//! The stores alone, in process: `cargo bench -p tracer-core --bench stores`
+//! The stores alone, in process: `cargo bench -p tracer-node --bench stores`
 
 use std::sync::Arc;
-use tracer_core::{LogEntry, LogQuery, LogStore};
+use tracer_node::stores::{LogEntry, LogQuery, LogStore};
 
 fn main() {
     divan::main();

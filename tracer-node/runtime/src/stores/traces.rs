@@ -1,11 +1,10 @@
 //! A bounded in-memory store that assembles finished spans into traces.
 
-use crate::ids::{SpanId, TraceId};
-use crate::processor::SpanProcessor;
-use crate::span::SpanData;
+use super::ids::trace_id_for;
+use super::Processor;
 use foldhash::HashMap;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use tracer_core::{SpanData, SpanId, SpanProcessor, TraceId};
 
 /// Caps of a [`TraceStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,29 +144,6 @@ impl Default for TraceStore {
     }
 }
 
-/// 64-bit finalizer of MurmurHash3: every input bit reaches every output bit.
-fn fmix64(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
-/// 128-bit FNV-1a of a string, each half finalized: stable across runs,
-/// processes and platforms, so every node maps a string to the same bits.
-fn stable_hash128(s: &str) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let h = s
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u128::from(b)).wrapping_mul(PRIME));
-    let (hi, lo) = ((h >> 64) as u64, h as u64);
-    // Each half depends on both, so the low bits (which ratio sampling
-    // reads) are as well mixed as the high ones.
-    (u128::from(fmix64(hi ^ lo.rotate_left(32))) << 64) | u128::from(fmix64(lo ^ hi))
-}
-
 impl TraceStore {
     /// An empty store.
     pub fn new(limits: StoreLimits) -> Self {
@@ -181,27 +157,6 @@ impl TraceStore {
             },
             stats: StoreStats::default(),
         }
-    }
-
-    /// The 128 bits a client's trace id stands for: the id itself when it is
-    /// 32 hex digits or a hyphenated UUID, else a stable hash of the string
-    /// (never zero). The same string gives the same bits on every node, so
-    /// ratio sampling of an opaque id is consistent too.
-    pub fn trace_id_for(spelled: &str) -> TraceId {
-        TraceId::parse(spelled)
-            .unwrap_or_else(|| TraceId::from_u128(stable_hash128(spelled).max(1)))
-    }
-
-    /// The 64 bits a client's span id stands for: the id itself when it is
-    /// 16 hex digits and not zero, else a stable hash of the string (never
-    /// zero).
-    pub fn span_id_for(spelled: &str) -> SpanId {
-        SpanId::from_hex(spelled)
-            .filter(|id| id.is_valid())
-            .unwrap_or_else(|| {
-                let h = stable_hash128(spelled);
-                SpanId::from_u64(((h >> 64) as u64 ^ h as u64).max(1))
-            })
     }
 
     /// Adds a finished span to its trace. Returns whether it was stored
@@ -312,7 +267,7 @@ impl TraceStore {
                 (!opaque).then_some((id, t))
             }
             None => {
-                let id = Self::trace_id_for(spelled);
+                let id = trace_id_for(spelled);
                 let t = self.traces.get(&id)?;
                 (t.name() == Some(spelled)).then_some((id, t))
             }
@@ -369,17 +324,32 @@ impl TraceStore {
     }
 }
 
-impl SpanProcessor for Mutex<TraceStore> {
+/// The trace store as a span processor: user data only. Spans of the
+/// node's own telemetry ([`SpanContext::is_self_telemetry`]) never enter
+/// it, so no volume of ordinary traffic can evict what users made or sent.
+///
+/// [`SpanContext::is_self_telemetry`]: tracer_core::SpanContext::is_self_telemetry
+impl SpanProcessor for Processor<TraceStore> {
     fn on_end(&self, span: SpanData) {
-        let _stored = self.lock().unwrap_or_else(|e| e.into_inner()).insert(span);
+        if self.accepts(&span) {
+            let _stored = self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(span);
+        }
+    }
+    fn accepts(&self, span: &SpanData) -> bool {
+        !span.context.is_self_telemetry()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::ids::span_id_for;
     use super::*;
-    use crate::{InMemoryExporter, Sampler, Tracer};
     use std::sync::Arc;
+    use tracer_core::{InMemoryExporter, Sampler, Tracer};
 
     fn spans(n_traces: usize, per: usize) -> Vec<SpanData> {
         let mem = Arc::new(InMemoryExporter::new());
@@ -433,54 +403,51 @@ mod tests {
 
     fn span_in(trace: TraceId, id: SpanId, parent: Option<SpanId>, name: &'static str) -> SpanData {
         SpanData {
-            context: crate::SpanContext::new(
+            context: tracer_core::SpanContext::new(
                 trace,
                 id,
-                crate::TraceFlags::SAMPLED,
+                tracer_core::TraceFlags::SAMPLED,
                 true,
-                crate::TraceState::EMPTY,
+                tracer_core::TraceState::EMPTY,
             ),
             parent_span_id: parent,
             name: name.into(),
-            kind: crate::SpanKind::Internal,
+            kind: tracer_core::SpanKind::Internal,
             start_unix_nanos: 1_000,
             end_unix_nanos: 2_000,
             attributes: vec![],
             events: vec![],
             links: vec![],
-            status: crate::Status::Unset,
+            status: tracer_core::Status::Unset,
         }
     }
 
     #[test]
     fn opaque_ids_hash_stably_and_never_to_zero() {
         // Golden values: nodes (and runs) must agree on these bits.
-        let a = TraceStore::trace_id_for("abc123");
-        assert_eq!(a, TraceStore::trace_id_for("abc123"));
+        let a = trace_id_for("abc123");
+        assert_eq!(a, trace_id_for("abc123"));
         assert_eq!(a.to_hex(), "8c4c1b668de9ad5b1a8bd5625706ade5");
-        assert_ne!(a, TraceStore::trace_id_for("abc124"));
-        assert!(TraceStore::trace_id_for("").is_valid());
+        assert_ne!(a, trace_id_for("abc124"));
+        assert!(trace_id_for("").is_valid());
         let hex = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(TraceStore::trace_id_for(hex).to_hex(), hex);
+        assert_eq!(trace_id_for(hex).to_hex(), hex);
         assert_eq!(
-            TraceStore::trace_id_for("4BF92F35-77B3-4DA6-A3CE-929D0E0E4736").to_hex(),
+            trace_id_for("4BF92F35-77B3-4DA6-A3CE-929D0E0E4736").to_hex(),
             hex
         );
-        assert_eq!(
-            TraceStore::span_id_for("00f067aa0ba902b7").to_hex(),
-            "00f067aa0ba902b7"
-        );
-        let s = TraceStore::span_id_for("span-1");
+        assert_eq!(span_id_for("00f067aa0ba902b7").to_hex(), "00f067aa0ba902b7");
+        let s = span_id_for("span-1");
         assert!(s.is_valid());
-        assert_eq!(s, TraceStore::span_id_for("span-1"));
-        assert_ne!(s, TraceStore::span_id_for("span-2"));
-        assert!(TraceStore::span_id_for("0000000000000000").is_valid());
+        assert_eq!(s, span_id_for("span-1"));
+        assert_ne!(s, span_id_for("span-2"));
+        assert!(span_id_for("0000000000000000").is_valid());
     }
 
     #[test]
     fn a_named_trace_is_found_by_its_spelling_only() {
         let mut store = TraceStore::default();
-        let opaque = TraceStore::trace_id_for("abc123");
+        let opaque = trace_id_for("abc123");
         assert!(store.insert(span_in(opaque, SpanId::from_u64(1), None, "a")));
         assert!(store.name_trace(opaque, "abc123"));
         assert!(store.name_trace(opaque, "other"), "the trace is stored");
@@ -515,8 +482,8 @@ mod tests {
     #[test]
     fn spans_are_found_by_id_and_spelled_as_sent() {
         let mut store = TraceStore::default();
-        let t = TraceStore::trace_id_for("t1");
-        let (root, child) = (TraceStore::span_id_for("root"), SpanId::from_u64(0xab));
+        let t = trace_id_for("t1");
+        let (root, child) = (span_id_for("root"), SpanId::from_u64(0xab));
         store.insert(span_in(t, root, None, "root"));
         store.insert(span_in(t, child, Some(root), "child"));
         store.name_span(t, root, "root");
@@ -552,7 +519,7 @@ mod tests {
             max_traces: 1,
             max_spans_per_trace: 1,
         });
-        let (a, b) = (TraceStore::trace_id_for("a"), TraceStore::trace_id_for("b"));
+        let (a, b) = (trace_id_for("a"), trace_id_for("b"));
         assert!(store.insert(span_in(a, SpanId::from_u64(1), None, "a")));
         store.name_trace(a, "a");
         assert!(

@@ -1,0 +1,109 @@
+//! What the node holds between messages: its identity, the stores, the
+//! tracer, plugin state, and the output not yet written.
+
+use crate::bounded::BoundedMap;
+use crate::codec::{Envelope, ErrorBody};
+use crate::config::Config;
+use crate::error::Error;
+use crate::export::Pipeline;
+use crate::stores::{LogStore, TraceStore};
+use serde::Serialize;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tracer_core::Tracer;
+
+/// Output is written out once this much is pending, even mid-burst.
+pub(crate) const OUT_HIGH_WATER: usize = 64 << 10;
+
+/// Requests from cluster peers remembered as handled, at most.
+const SEEN_CAP: usize = 65_536;
+
+/// State every handler shares through its [`Ctx`](crate::Ctx).
+pub(crate) struct State {
+    pub(crate) node_id: Option<String>,
+    pub(crate) node_ids: Vec<String>,
+    pub(crate) last_src: Option<String>,
+    pub(crate) plugins: HashMap<TypeId, Box<dyn Any + Send>>,
+    pub(crate) logs: Arc<Mutex<LogStore>>,
+    pub(crate) traces: Arc<Mutex<TraceStore>>,
+    pub(crate) tracer: Tracer,
+    pub(crate) config: Config,
+    /// Where finished spans and logs go besides the stores.
+    pub(crate) pipeline: Pipeline,
+    /// The last `msg_id` of a message this node started.
+    pub(crate) last_msg_id: u64,
+    /// Requests from cluster peers already handled, by (src, msg_id): a
+    /// duplicated message is not handled twice (no duplicate spans).
+    pub(crate) seen: BoundedMap<(String, u64), ()>,
+    pub(crate) out: Vec<u8>,
+}
+
+impl State {
+    pub(crate) fn new(
+        config: Config,
+        tracer: Tracer,
+        traces: Arc<Mutex<TraceStore>>,
+        pipeline: Pipeline,
+    ) -> Self {
+        State {
+            node_id: None,
+            node_ids: Vec::new(),
+            last_src: None,
+            plugins: HashMap::new(),
+            logs: Arc::new(Mutex::new(LogStore::new(config.max_logs))),
+            traces,
+            tracer,
+            config,
+            pipeline,
+            last_msg_id: 0,
+            seen: BoundedMap::new(SEEN_CAP),
+            out: Vec::with_capacity(OUT_HIGH_WATER),
+        }
+    }
+
+    /// Whether `name` is another node of the cluster (`init`'s `node_ids`).
+    pub(crate) fn is_peer(&self, name: &str) -> bool {
+        self.node_id.as_deref() != Some(name) && self.node_ids.iter().any(|n| n == name)
+    }
+
+    /// The node's id: from `init`, else `"tracer"`.
+    pub(crate) fn own_id(&self) -> &str {
+        self.node_id.as_deref().unwrap_or("tracer")
+    }
+
+    /// Serializes one output line into the pending output, all or nothing.
+    pub(crate) fn write_line<T: Serialize>(&mut self, value: &T) -> bool {
+        let start = self.out.len();
+        match serde_json::to_writer(&mut self.out, value) {
+            Ok(()) => {
+                self.out.push(b'\n');
+                true
+            }
+            Err(e) => {
+                self.out.truncate(start);
+                eprintln!("tracer-node: could not serialize a reply: {e}");
+                false
+            }
+        }
+    }
+
+    pub(crate) fn write_error(
+        &mut self,
+        src: &str,
+        dest: &str,
+        in_reply_to: Option<u64>,
+        e: &Error,
+    ) {
+        self.write_line(&Envelope {
+            src,
+            dest,
+            body: ErrorBody {
+                kind: "error",
+                in_reply_to,
+                code: e.code.code(),
+                text: &e.text,
+            },
+        });
+    }
+}

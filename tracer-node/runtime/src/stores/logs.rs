@@ -1,0 +1,389 @@
+//! A bounded log store, indexed by trace id (both spellings of an id are one
+//! trace) and by service.
+
+use super::ids::TraceKey;
+use super::Processor;
+use foldhash::HashMap;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tracer_core::{KeyValue, LogProcessor, LogRecord, SpanId, TraceId};
+
+/// One stored log entry. Ids are kept exactly as they were logged.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    /// The service that logged it.
+    pub service: Arc<str>,
+    /// The message.
+    pub message: Arc<str>,
+    /// The trace id, as spelled by the logger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<Arc<str>>,
+    /// The span id, as spelled by the logger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<Arc<str>>,
+    /// The level, as given (`"INFO"`, `"error"`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Arc<str>>,
+    /// Attributes: a JSON object, kept verbatim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Arc<RawValue>>,
+}
+
+impl LogEntry {
+    /// The entry as a log record for export, written at `time_unix_nanos`
+    /// in `span` (when the entry names no span itself). Ids that are not
+    /// W3C ids, and the attributes' JSON, go along as attributes.
+    pub fn to_record(&self, time_unix_nanos: u64, span: Option<SpanId>) -> LogRecord {
+        let trace_id = self.trace_id.as_deref().and_then(TraceId::parse);
+        let span_id = self.span_id.as_deref().and_then(SpanId::from_hex).or(span);
+        let mut attributes = Vec::new();
+        if let (Some(t), None) = (&self.trace_id, trace_id) {
+            attributes.push(KeyValue::new("tracer.trace_id", t.to_string()));
+        }
+        if let (Some(s), None) = (
+            &self.span_id,
+            self.span_id.as_deref().and_then(SpanId::from_hex),
+        ) {
+            attributes.push(KeyValue::new("tracer.span_id", s.to_string()));
+        }
+        if let Some(a) = &self.attributes {
+            attributes.push(KeyValue::new("tracer.attributes", a.get().to_owned()));
+        }
+        LogRecord {
+            time_unix_nanos,
+            service: self.service.clone(),
+            level: self.level.as_deref().map(|l| l.to_owned().into()),
+            body: self.message.clone(),
+            trace_id,
+            span_id,
+            attributes,
+        }
+    }
+}
+
+/// The log store as a log processor (for records of the `log` crate):
+/// ids are stored as 32 and 16 lowercase hex digits.
+impl LogProcessor for Processor<LogStore> {
+    fn emit(&self, record: LogRecord) {
+        let attributes = (!record.attributes.is_empty())
+            .then(|| {
+                let mut out = Vec::new();
+                let mut ser = serde_json::Serializer::new(&mut out);
+                tracer_core::serialize_attributes(&record.attributes, &mut ser).ok()?;
+                RawValue::from_string(String::from_utf8(out).ok()?).ok()
+            })
+            .flatten()
+            .map(Arc::from);
+        let mut store = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = LogEntry {
+            service: store.intern_service(&record.service),
+            message: record.body,
+            trace_id: record.trace_id.map(|t| t.to_hex().into()),
+            span_id: record.span_id.map(|s| s.to_hex().into()),
+            level: record.level.map(|l| Arc::from(&*l)),
+            attributes,
+        };
+        store.push(entry);
+    }
+}
+
+/// A search over a [`LogStore`]; every given filter must match.
+#[derive(Clone, Copy, Debug)]
+pub struct LogQuery<'a> {
+    /// Entries of this trace (either spelling of a 128-bit id).
+    pub trace_id: Option<&'a str>,
+    /// Entries of this service, exactly.
+    pub service: Option<&'a str>,
+    /// Entries of this level, ignoring case.
+    pub level: Option<&'a str>,
+    /// Entries whose message contains this text.
+    pub contains: Option<&'a str>,
+    /// At most this many entries, oldest first.
+    pub limit: usize,
+}
+
+impl Default for LogQuery<'_> {
+    fn default() -> Self {
+        LogQuery {
+            trace_id: None,
+            service: None,
+            level: None,
+            contains: None,
+            limit: 1000,
+        }
+    }
+}
+
+/// What a [`LogStore`] has taken in and let go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Entries stored since start.
+    pub stored: u64,
+    /// Entries evicted, oldest first, to stay under the cap.
+    pub dropped: u64,
+}
+
+/// Log entries in arrival order, capped; the oldest entry goes first.
+#[derive(Debug)]
+pub struct LogStore {
+    entries: VecDeque<LogEntry>,
+    /// Sequence number of `entries[0]`; entries are numbered in arrival order.
+    first_seq: u64,
+    by_trace: HashMap<TraceKey, VecDeque<u64>>,
+    by_service: HashMap<Arc<str>, VecDeque<u64>>,
+    cap: usize,
+    stats: LogStats,
+}
+
+impl LogStore {
+    /// The default cap: a little over a million entries.
+    pub const DEFAULT_CAP: usize = 1 << 20;
+
+    /// An empty store holding at most `cap` entries.
+    pub fn new(cap: usize) -> Self {
+        LogStore {
+            entries: VecDeque::new(),
+            first_seq: 0,
+            by_trace: HashMap::default(),
+            by_service: HashMap::default(),
+            cap: cap.max(1),
+            stats: LogStats::default(),
+        }
+    }
+
+    /// The shared copy of a service name, so that a million entries of one
+    /// service hold one string.
+    pub fn intern_service(&mut self, service: &str) -> Arc<str> {
+        match self.by_service.get_key_value(service) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(service),
+        }
+    }
+
+    /// Stores an entry, evicting the oldest when full.
+    pub fn push(&mut self, entry: LogEntry) {
+        if self.entries.len() >= self.cap {
+            self.evict_oldest();
+        }
+        let seq = self.first_seq + self.entries.len() as u64;
+        if let Some(t) = &entry.trace_id {
+            self.by_trace
+                .entry(TraceKey::from_shared(t))
+                .or_default()
+                .push_back(seq);
+        }
+        match self.by_service.get_mut(&*entry.service) {
+            Some(list) => list.push_back(seq),
+            None => {
+                self.by_service
+                    .insert(entry.service.clone(), VecDeque::from([seq]));
+            }
+        }
+        self.entries.push_back(entry);
+        self.stats.stored += 1;
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(old) = self.entries.pop_front() else {
+            return;
+        };
+        let seq = self.first_seq;
+        self.first_seq += 1;
+        self.stats.dropped += 1;
+        // Index lists are in arrival order, so the evicted entry is at the front.
+        if let Some(t) = &old.trace_id {
+            let key = TraceKey::from_shared(t);
+            if let Some(list) = self.by_trace.get_mut(&key) {
+                if list.front() == Some(&seq) {
+                    list.pop_front();
+                }
+                if list.is_empty() {
+                    self.by_trace.remove(&key);
+                }
+            }
+        }
+        if let Some(list) = self.by_service.get_mut(&*old.service) {
+            if list.front() == Some(&seq) {
+                list.pop_front();
+            }
+            if list.is_empty() {
+                self.by_service.remove(&*old.service);
+            }
+        }
+    }
+
+    fn at(&self, seq: u64) -> Option<&LogEntry> {
+        seq.checked_sub(self.first_seq)
+            .and_then(|i| self.entries.get(i as usize))
+    }
+
+    /// Entries matching every filter of the query, oldest first, at most
+    /// `limit`. Uses the trace index, else the service index, else scans.
+    pub fn search(&self, q: &LogQuery<'_>) -> Vec<&LogEntry> {
+        let matches = |e: &LogEntry| {
+            q.service.is_none_or(|s| &*e.service == s)
+                && q.level.is_none_or(|l| {
+                    e.level
+                        .as_deref()
+                        .is_some_and(|el| el.eq_ignore_ascii_case(l))
+                })
+                && q.contains.is_none_or(|c| e.message.contains(c))
+        };
+        if q.limit == 0 {
+            return Vec::new();
+        }
+        // The narrowest index that applies: trace, else service, else none.
+        let index = match (q.trace_id, q.service) {
+            (Some(t), _) => Some(self.by_trace.get(&TraceKey::new(t))),
+            (None, Some(s)) => Some(self.by_service.get(s)),
+            (None, None) => None,
+        };
+        if let Some(seqs) = index {
+            return seqs
+                .into_iter()
+                .flatten()
+                .filter_map(|&s| self.at(s))
+                .filter(|e| matches(e))
+                .take(q.limit)
+                .collect();
+        }
+        self.entries
+            .iter()
+            .filter(|e| matches(e))
+            .take(q.limit)
+            .collect()
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+}
+
+impl Default for LogStore {
+    fn default() -> Self {
+        LogStore::new(Self::DEFAULT_CAP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(store: &mut LogStore, service: &str, msg: &str, trace: Option<&str>) -> LogEntry {
+        LogEntry {
+            service: store.intern_service(service),
+            message: msg.into(),
+            trace_id: trace.map(Into::into),
+            span_id: None,
+            level: None,
+            attributes: None,
+        }
+    }
+
+    #[test]
+    fn finds_by_either_spelling_and_keeps_logged_spelling() {
+        let mut s = LogStore::new(10);
+        let e = entry(
+            &mut s,
+            "web",
+            "hi",
+            Some("4BF92F3577B34DA6A3CE929D0E0E4736"),
+        );
+        s.push(e);
+        let q = LogQuery {
+            trace_id: Some("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
+            ..LogQuery::default()
+        };
+        let found = s.search(&q);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].trace_id.as_deref(),
+            Some("4BF92F3577B34DA6A3CE929D0E0E4736")
+        );
+    }
+
+    #[test]
+    fn filters_combine_and_respect_limit() {
+        let mut s = LogStore::new(100);
+        for i in 0..10 {
+            let svc = if i % 2 == 0 { "a" } else { "b" };
+            let mut e = entry(&mut s, svc, &format!("msg {i}"), Some("t1"));
+            e.level = Some(if i < 5 { "INFO" } else { "ERROR" }.into());
+            s.push(e);
+        }
+        let q = LogQuery {
+            trace_id: Some("t1"),
+            service: Some("a"),
+            level: Some("error"),
+            ..Default::default()
+        };
+        let got: Vec<_> = s.search(&q).iter().map(|e| e.message.to_string()).collect();
+        assert_eq!(got, ["msg 6", "msg 8"]);
+        let q = LogQuery {
+            contains: Some("msg"),
+            limit: 3,
+            ..Default::default()
+        };
+        assert_eq!(s.search(&q).len(), 3);
+        let q = LogQuery {
+            trace_id: Some("T1"),
+            ..Default::default()
+        };
+        assert!(s.search(&q).is_empty(), "opaque ids compare exactly");
+    }
+
+    #[test]
+    fn evicts_oldest_and_keeps_indexes_consistent() {
+        let mut s = LogStore::new(3);
+        for i in 0..5 {
+            let e = entry(
+                &mut s,
+                "svc",
+                &format!("m{i}"),
+                Some(if i % 2 == 0 { "even" } else { "odd" }),
+            );
+            s.push(e);
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s.stats(),
+            LogStats {
+                stored: 5,
+                dropped: 2
+            }
+        );
+        let even: Vec<_> = s
+            .search(&LogQuery {
+                trace_id: Some("even"),
+                ..Default::default()
+            })
+            .iter()
+            .map(|e| e.message.to_string())
+            .collect();
+        assert_eq!(even, ["m2", "m4"]);
+        let all = s.search(&LogQuery {
+            service: Some("svc"),
+            ..Default::default()
+        });
+        assert_eq!(all.len(), 3);
+        assert_eq!(&*all[0].message, "m2");
+    }
+}
