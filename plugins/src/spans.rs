@@ -6,14 +6,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
 use tracer_core::propagation::Traceparent;
 use tracer_core::{
-    now_unix_nanos, Array, KeyValue, Span, SpanContext, SpanId, SpanKind, Status, TraceFlags,
-    TraceId, TraceState, Value,
+    now_unix_nanos, KeyValue, Span, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId,
+    TraceState, Value,
 };
 use tracer_node::stores;
-use tracer_node::{handler, Ctx, Error};
+use tracer_node::{handler, BoundedMap, Ctx, Error};
 
 /// Spans open at once; past it the oldest open span is ended by the node.
 pub const MAX_OPEN: usize = 10_000;
@@ -38,56 +37,37 @@ struct Open {
     links: usize,
 }
 
-/// The plugin's state: open spans and the ids of ended ones, both bounded.
-#[derive(Default)]
+/// The plugin's state: open spans and the ids of ended ones, both bounded
+/// (oldest first).
 struct Spans {
-    open: HashMap<SpanId, Open>,
-    /// Creation order of open spans; ids of spans ended since are skipped
-    /// (and compacted away when they pile up).
-    open_order: VecDeque<SpanId>,
-    ended: HashSet<SpanId>,
-    ended_order: VecDeque<SpanId>,
-    /// Spans the node ended because too many were open.
-    abandoned: HashSet<SpanId>,
-    abandoned_total: u64,
+    open: BoundedMap<SpanId, Open>,
+    /// Ended spans; `true` for those the node ended because too many were
+    /// open.
+    ended: BoundedMap<SpanId, bool>,
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans {
+            open: BoundedMap::new(MAX_OPEN),
+            ended: BoundedMap::new(MAX_ENDED),
+        }
+    }
 }
 
 impl Spans {
-    fn mark_ended(&mut self, id: SpanId) {
-        if self.ended.insert(id) {
-            self.ended_order.push_back(id);
-        }
-        while self.ended_order.len() > MAX_ENDED {
-            if let Some(old) = self.ended_order.pop_front() {
-                self.ended.remove(&old);
-                self.abandoned.remove(&old);
-            }
-        }
-    }
-
     /// The oldest open span, taken out to be ended, when the cap is reached.
     fn evict_oldest(&mut self) -> Option<Open> {
         if self.open.len() < MAX_OPEN {
             return None;
         }
-        while let Some(id) = self.open_order.pop_front() {
-            if let Some(open) = self.open.remove(&id) {
-                self.mark_ended(id);
-                self.abandoned.insert(id);
-                self.abandoned_total += 1;
-                return Some(open);
-            }
-        }
-        None
+        let (id, open) = self.open.pop_oldest()?;
+        self.ended.insert(id, true);
+        Some(open)
     }
 
     fn add(&mut self, id: SpanId, open: Open) {
         self.open.insert(id, open);
-        self.open_order.push_back(id);
-        if self.open_order.len() > 2 * MAX_OPEN {
-            let open = &self.open;
-            self.open_order.retain(|id| open.contains_key(id));
-        }
     }
 
     /// The open span, or why there is none: 22 for an ended one, 20 for an
@@ -105,7 +85,7 @@ impl Spans {
         let id = stores::span_id_for(spelled);
         match self.open.remove(&id) {
             Some(open) => {
-                self.mark_ended(id);
+                self.ended.insert(id, false);
                 Ok((id, open))
             }
             None => Err(self.not_open(id, spelled)),
@@ -113,48 +93,21 @@ impl Spans {
     }
 
     fn not_open(&self, id: SpanId, spelled: &str) -> Error {
-        if self.abandoned.contains(&id) {
-            Error::precondition_failed(format!(
+        match self.ended.get(&id) {
+            Some(true) => Error::precondition_failed(format!(
                 "span {spelled:?} was ended by the node: more than {MAX_OPEN} spans were open"
-            ))
-        } else if self.ended.contains(&id) {
-            Error::precondition_failed(format!("span {spelled:?} has already ended"))
-        } else {
-            Error::key_does_not_exist(format!("span {spelled:?} is not open or known"))
+            )),
+            Some(false) => {
+                Error::precondition_failed(format!("span {spelled:?} has already ended"))
+            }
+            None => Error::key_does_not_exist(format!("span {spelled:?} is not open or known")),
         }
     }
 }
-
 /// An attribute value from JSON: strings, booleans, numbers, and arrays of
-/// one of those (integers and floats mixed make floats).
+/// one of those (integers and floats mixed make floats), read by serde.
 fn attribute_value(v: Json) -> Option<Value> {
-    Some(match v {
-        Json::String(s) => Value::from(s),
-        Json::Bool(b) => Value::Bool(b),
-        Json::Number(n) => n
-            .as_i64()
-            .map_or_else(|| Value::F64(n.as_f64().unwrap_or(f64::NAN)), Value::I64),
-        Json::Array(items) => {
-            if items.iter().all(Json::is_string) {
-                let v = items.into_iter().filter_map(|i| match i {
-                    Json::String(s) => Some(Cow::Owned(s)),
-                    _ => None,
-                });
-                Value::Array(Array::String(v.collect()))
-            } else if items.iter().all(Json::is_boolean) {
-                Value::Array(Array::Bool(
-                    items.iter().filter_map(Json::as_bool).collect(),
-                ))
-            } else if items.iter().all(Json::is_i64) {
-                Value::Array(Array::I64(items.iter().filter_map(Json::as_i64).collect()))
-            } else if items.iter().all(Json::is_number) {
-                Value::Array(Array::F64(items.iter().filter_map(Json::as_f64).collect()))
-            } else {
-                return None;
-            }
-        }
-        Json::Null | Json::Object(_) => return None,
-    })
+    Value::deserialize(v).ok()
 }
 
 /// The `attributes` of a request as span attributes.
@@ -532,7 +485,10 @@ mod tests {
         assert_eq!(ok(json!([1, 2])), Value::from(vec![1_i64, 2]));
         assert_eq!(ok(json!([1, 2.5])), Value::from(vec![1.0, 2.5]));
         assert_eq!(ok(json!([true])), Value::from(vec![true]));
-        assert_eq!(ok(json!([])), Value::Array(Array::String(vec![])));
+        assert_eq!(
+            ok(json!([])),
+            Value::Array(tracer_core::Array::String(vec![]))
+        );
         assert!(attribute_value(json!(null)).is_none());
         assert!(attribute_value(json!({"a": 1})).is_none());
         assert!(attribute_value(json!([1, "a"])).is_none());

@@ -1,5 +1,6 @@
 //! Attribute values in the OpenTelemetry model: scalars and homogeneous arrays.
 
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
@@ -167,6 +168,95 @@ impl Serialize for Value {
     }
 }
 
+/// Reads an attribute value from plain data (JSON, say): a string, a bool,
+/// a number (an integer that fits `i64`, else a float), or an array of one
+/// of those (integers and floats mixed make floats). `null`, objects and
+/// mixed arrays are errors.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, bool, number, or an array of one of those")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::I64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+                Ok(i64::try_from(v).map_or(Value::F64(v as f64), Value::I64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::F64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::String(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+                Ok(Value::String(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                let mut items: Vec<Value> = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    items.push(v);
+                }
+                let all = |f: fn(&Value) -> bool| items.iter().all(f);
+                let array = if all(|v| matches!(v, Value::String(_))) {
+                    Array::String(
+                        items
+                            .into_iter()
+                            .filter_map(|v| match v {
+                                Value::String(s) => Some(s),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                } else if all(|v| matches!(v, Value::Bool(_))) {
+                    Array::Bool(
+                        items
+                            .iter()
+                            .filter_map(|v| match v {
+                                Value::Bool(b) => Some(*b),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                } else if all(|v| matches!(v, Value::I64(_))) {
+                    Array::I64(
+                        items
+                            .iter()
+                            .filter_map(|v| match v {
+                                Value::I64(i) => Some(*i),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                } else if all(|v| matches!(v, Value::I64(_) | Value::F64(_))) {
+                    Array::F64(
+                        items
+                            .iter()
+                            .filter_map(|v| match v {
+                                Value::I64(i) => Some(*i as f64),
+                                Value::F64(f) => Some(*f),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                } else {
+                    return Err(de::Error::custom(
+                        "an attribute array holds values of one type (no nesting)",
+                    ));
+                };
+                Ok(Value::Array(array))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Serializes a list of attributes as one JSON object (`{"key": value}`).
 pub fn serialize_map<S: Serializer>(attrs: &[KeyValue], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
@@ -180,6 +270,31 @@ pub fn serialize_map<S: Serializer>(attrs: &[KeyValue], s: S) -> Result<S::Ok, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_read_back_what_they_write() {
+        for v in [
+            Value::from("x"),
+            Value::Bool(true),
+            Value::I64(-3),
+            Value::F64(1.5),
+            Value::from(vec!["a", "b"]),
+            Value::Array(Array::Bool(vec![true, false])),
+            Value::Array(Array::I64(vec![1, 2])),
+            Value::Array(Array::F64(vec![1.5, 2.0])),
+        ] {
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), v, "{json}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>("[1, 2.5]").unwrap(),
+            Value::Array(Array::F64(vec![1.0, 2.5])),
+            "mixed numbers are floats"
+        );
+        for bad in ["null", "{}", "[1, \"a\"]", "[[1]]"] {
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn values_serialize_as_plain_json() {

@@ -8,13 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tracer_core::{
     now_unix_nanos, KeyValue, Span, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
     TraceId, TraceState, Value,
 };
-use tracer_node::{handler, Ctx, Deferred, Error, ReplyTo};
+use tracer_node::{handler, BoundedMap, Ctx, Deferred, Error, ReplyTo};
 
 /// How long the entry node waits for the rest of the chain, by default.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -49,16 +48,7 @@ impl WireSpan {
         let attributes = s
             .attributes
             .iter()
-            .filter_map(|kv| {
-                let v = match &kv.value {
-                    Value::String(x) => Json::from(x.to_string()),
-                    Value::Bool(b) => Json::from(*b),
-                    Value::I64(i) => Json::from(*i),
-                    Value::F64(f) => Json::from(*f),
-                    Value::Array(_) => return None,
-                };
-                Some((kv.key.to_string(), v))
-            })
+            .filter_map(|kv| Some((kv.key.to_string(), serde_json::to_value(&kv.value).ok()?)))
             .collect();
         WireSpan {
             trace_id: s.context.trace_id().to_hex(),
@@ -84,18 +74,7 @@ impl WireSpan {
         let attributes = self
             .attributes
             .into_iter()
-            .filter_map(|(k, v)| {
-                let value = match v {
-                    Json::String(s) => Value::from(s),
-                    Json::Bool(b) => Value::from(b),
-                    Json::Number(n) => match n.as_i64() {
-                        Some(i) => Value::from(i),
-                        None => Value::from(n.as_f64()?),
-                    },
-                    _ => return None,
-                };
-                Some(KeyValue::new(k, value))
-            })
+            .filter_map(|(k, v)| Some(KeyValue::new(k, Value::deserialize(v).ok()?)))
             .collect();
         Some(SpanData {
             context: SpanContext::new(trace, span, TraceFlags::SAMPLED, true, TraceState::EMPTY),
@@ -268,23 +247,24 @@ fn held(ctx: &Ctx<'_>, trace: Option<TraceId>) -> Vec<WireSpan> {
 
 /// Where each trace's hop came from, so that spans arriving late can be
 /// passed on upstream. Bounded, oldest first.
-#[derive(Default)]
 struct Upstream {
-    by_trace: HashMap<TraceId, String>,
-    order: VecDeque<TraceId>,
+    by_trace: BoundedMap<TraceId, String>,
 }
 
 impl Upstream {
     const CAP: usize = 10_000;
 
     fn remember(&mut self, trace: TraceId, node: &str) {
-        if self.by_trace.insert(trace, node.to_owned()).is_none() {
-            self.order.push_back(trace);
-            if self.order.len() > Self::CAP {
-                if let Some(old) = self.order.pop_front() {
-                    self.by_trace.remove(&old);
-                }
-            }
+        if !self.by_trace.contains_key(&trace) {
+            self.by_trace.insert(trace, node.to_owned());
+        }
+    }
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            by_trace: BoundedMap::new(Self::CAP),
         }
     }
 }

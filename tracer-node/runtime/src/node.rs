@@ -15,7 +15,7 @@ use crate::stores::{Processor, StoreLimits, TraceStore};
 use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::borrow::Cow;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -146,6 +146,21 @@ impl Node {
                     threaded = Some(Input::spawn(reader));
                 }
             }
+            if let Some(reader) = direct.as_mut() {
+                // A whole line already in the reader's buffer is handled
+                // where it lies, without a copy.
+                let buf = reader.buffer();
+                if let Some(i) = buf.iter().position(|&b| b == b'\n').filter(|&i| i <= max) {
+                    let l = &buf[..i];
+                    self.handle_line(l.strip_suffix(b"\r").unwrap_or(l));
+                    reader.consume(i + 1);
+                    self.fire_timers();
+                    if self.state.out.len() >= OUT_HIGH_WATER {
+                        self.flush(&mut output)?;
+                    }
+                    continue;
+                }
+            }
             let next = if let Some(reader) = direct.as_mut() {
                 // About to wait for input: nothing may sit in a buffer meanwhile.
                 if reader.buffer().is_empty() && !self.state.out.is_empty() {
@@ -203,6 +218,21 @@ impl Node {
         Ok(())
     }
 
+    /// What `run` does for each input line: handle it, then fire the timers
+    /// that are due; returns when the next timer is due. Output stays in
+    /// the node until [`write_output`](Self::write_output). For embedding
+    /// the node in another loop (and for benchmarks).
+    pub fn step(&mut self, line: &[u8]) -> Option<Instant> {
+        self.handle_line(line);
+        self.fire_timers();
+        self.calls.timers.next_deadline()
+    }
+
+    /// Writes out (and clears) the output produced so far.
+    pub fn write_output<W: Write>(&mut self, output: &mut W) -> io::Result<()> {
+        self.flush(output)
+    }
+
     /// Input ended: no reply can arrive, so every RPC in flight fails now
     /// (its callback runs with a timeout error), and new ones fail at once.
     fn end_of_input(&mut self) {
@@ -217,6 +247,9 @@ impl Node {
     /// Runs what is due: RPC deadlines (their callbacks get a timeout) and
     /// plugin timers.
     fn fire_timers(&mut self) {
+        if self.calls.timers.len() == 0 {
+            return; // no clock read on a line when nothing is pending
+        }
         let now = Instant::now();
         while let Some(due) = self.calls.timers.pop_due(now) {
             match due {

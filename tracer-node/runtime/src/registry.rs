@@ -3,7 +3,7 @@
 use crate::codec::Body;
 use crate::ctx::Ctx;
 use crate::error::Error;
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 
 /// The function `#[handler]` generates: decode, call, reply.
@@ -69,7 +69,7 @@ impl Registry {
     pub fn build(
         handlers: impl IntoIterator<Item = &'static Handler>,
     ) -> Result<Registry, DuplicateHandler> {
-        let mut by_type: HashMap<&'static str, &'static Handler> = HashMap::new();
+        let mut by_type: HashMap<&'static str, &'static Handler> = HashMap::default();
         for h in handlers {
             if RESERVED.contains(&h.msg_type) {
                 return Err(DuplicateHandler {

@@ -88,8 +88,8 @@ pub fn sampling_rate(raw: Option<&RawValue>) -> Result<Option<f64>, Error> {
 
 /// What a SERVER span is opened for.
 pub(crate) struct Server<'a> {
-    /// The span's name: the message type, or what the handler serves.
-    pub(crate) name: &'a str,
+    /// The span's name: the message type the handler serves.
+    pub(crate) name: &'static str,
     /// The service answering (the envelope's `dest`, else the node).
     pub(crate) service: &'a str,
     /// The caller's context; `None` opens a root of the node's telemetry.
@@ -110,11 +110,9 @@ pub(crate) fn server_span(tracer: &Tracer, s: Server<'_>) -> Span {
         None => None,
     };
     let mut b = tracer
-        .span_builder(s.name.to_owned())
+        .span_builder(s.name)
         .kind(SpanKind::Server)
-        .parent_or_root(s.parent)
-        .attribute(attr::RPC_SYSTEM, "maelstrom")
-        .attribute(attr::RPC_METHOD, s.name.to_owned());
+        .parent_or_root(s.parent);
     if own {
         b = b.self_telemetry();
     }
@@ -122,7 +120,11 @@ pub(crate) fn server_span(tracer: &Tracer, s: Server<'_>) -> Span {
         b = b.sampler(sampler);
     }
     let mut span = b.start();
+    // Attributes only for a span that records: an unrecorded one (the
+    // node's own telemetry with export off) costs no allocation.
     if span.is_recording() {
+        span.set_attribute(attr::RPC_SYSTEM, "maelstrom");
+        span.set_attribute(attr::RPC_METHOD, s.name);
         span.set_attribute(attr::SERVICE_NAME, s.service.to_owned());
     }
     span

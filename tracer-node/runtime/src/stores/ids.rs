@@ -3,17 +3,18 @@
 //! for its bits; any other string for a stable hash of it, the same on
 //! every node.
 
-use std::sync::Arc;
 use tracer_core::{SpanId, TraceId};
 
 /// How a trace id is looked up: the two spellings of 128 bits are one key,
-/// any other string is a key of its own.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// any other string is a key of its own (held as its 128-bit stable hash:
+/// a key is a copy of 16 bytes, compared without touching the string; an
+/// index that must be exact compares the spelling of what it finds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceKey {
     /// A 32-hex or hyphenated-UUID id, by value.
     Id(TraceId),
-    /// Any other string, compared exactly.
-    Opaque(Arc<str>),
+    /// Any other string, by its stable hash.
+    Opaque(u128),
 }
 
 impl TraceKey {
@@ -21,17 +22,14 @@ impl TraceKey {
     pub fn new(spelled: &str) -> Self {
         match TraceId::parse(spelled) {
             Some(id) => TraceKey::Id(id),
-            None => TraceKey::Opaque(spelled.into()),
+            None => TraceKey::Opaque(stable_hash128(spelled)),
         }
     }
 
-    /// The key for an id already held in an `Arc`: an opaque id shares it
-    /// instead of copying it.
-    pub fn from_shared(spelled: &Arc<str>) -> Self {
-        match TraceId::parse(spelled) {
-            Some(id) => TraceKey::Id(id),
-            None => TraceKey::Opaque(spelled.clone()),
-        }
+    /// Whether ids spelled this way are matched exactly by their string
+    /// (opaque ids) rather than by their bits.
+    pub fn is_opaque(&self) -> bool {
+        matches!(self, TraceKey::Opaque(_))
     }
 }
 

@@ -170,7 +170,7 @@ impl LogStore {
         let seq = self.first_seq + self.entries.len() as u64;
         if let Some(t) = &entry.trace_id {
             self.by_trace
-                .entry(TraceKey::from_shared(t))
+                .entry(TraceKey::new(t))
                 .or_default()
                 .push_back(seq);
         }
@@ -194,7 +194,7 @@ impl LogStore {
         self.stats.dropped += 1;
         // Index lists are in arrival order, so the evicted entry is at the front.
         if let Some(t) = &old.trace_id {
-            let key = TraceKey::from_shared(t);
+            let key = TraceKey::new(t);
             if let Some(list) = self.by_trace.get_mut(&key) {
                 if list.front() == Some(&seq) {
                     list.pop_front();
@@ -222,8 +222,12 @@ impl LogStore {
     /// Entries matching every filter of the query, oldest first, at most
     /// `limit`. Uses the trace index, else the service index, else scans.
     pub fn search(&self, q: &LogQuery<'_>) -> Vec<&LogEntry> {
+        // An opaque trace id is indexed by its hash: compare the spelling.
+        let trace_key = q.trace_id.map(|t| (t, TraceKey::new(t)));
+        let exact_trace = trace_key.filter(|(_, k)| k.is_opaque()).map(|(t, _)| t);
         let matches = |e: &LogEntry| {
-            q.service.is_none_or(|s| &*e.service == s)
+            exact_trace.is_none_or(|t| e.trace_id.as_deref() == Some(t))
+                && q.service.is_none_or(|s| &*e.service == s)
                 && q.level.is_none_or(|l| {
                     e.level
                         .as_deref()
@@ -235,8 +239,8 @@ impl LogStore {
             return Vec::new();
         }
         // The narrowest index that applies: trace, else service, else none.
-        let index = match (q.trace_id, q.service) {
-            (Some(t), _) => Some(self.by_trace.get(&TraceKey::new(t))),
+        let index = match (trace_key, q.service) {
+            (Some((_, k)), _) => Some(self.by_trace.get(&k)),
             (None, Some(s)) => Some(self.by_service.get(s)),
             (None, None) => None,
         };
