@@ -460,8 +460,11 @@ pub struct ParseOk {
     sampled: bool,
 }
 
-/// Parses a W3C `traceparent`; error 12 says which part is wrong.
-#[handler("parse_traceparent")]
+/// Parses a W3C `traceparent`; error 12 says which part is wrong. The
+/// body's `traceparent` is what to parse, not the message's context: the
+/// handler opens no sidecar span (`own_span`), so parsing a header never
+/// adds spans to the trace it names.
+#[handler("parse_traceparent", own_span)]
 pub fn parse_traceparent(_ctx: &mut Ctx<'_>, req: ParseTraceparent) -> Result<ParseOk, Error> {
     let tp = Traceparent::parse(&req.traceparent).map_err(|e| Error::malformed(e.to_string()))?;
     Ok(ParseOk {

@@ -460,8 +460,8 @@ fn header_lists_must_hold_name_value_pairs() {
 }
 
 /// A chain naming a cluster peer that never answers (nothing routes the
-/// node's `hop`): at end of input the node still waits for the hop's
-/// deadline and answers with an ERROR span for the silent peer.
+/// node's `hop`): at end of input the hop fails at once (no reply can come)
+/// and the node answers with an ERROR span for the silent peer.
 #[test]
 fn a_silent_peer_becomes_an_error_span_even_at_end_of_input() {
     let mut node = Node::spawn();

@@ -67,32 +67,53 @@ impl Drop for TempDir {
 }
 
 impl Collector {
+    /// A collector that logs every span and log record it receives.
     fn start(http_port: u16) -> Collector {
+        Self::start_with(http_port, true)
+    }
+
+    /// A collector that only receives (for volume: logging 400,000 items in
+    /// detail would be the test's bottleneck).
+    fn start_quiet(http_port: u16) -> Collector {
+        Self::start_with(http_port, false)
+    }
+
+    fn start_with(http_port: u16, detailed: bool) -> Collector {
         let dir = TempDir::new("rotel");
         let out = dir.0.join("received.txt");
         let file = std::fs::File::create(&out).unwrap();
-        let child = Command::new(rotel_agent())
-            .args([
-                "start",
-                "--otlp-http-endpoint",
-                &format!("127.0.0.1:{http_port}"),
-                "--otlp-grpc-endpoint",
-                &format!("127.0.0.1:{}", free_port()),
-                "--exporter",
-                "blackhole",
+        let mut args: Vec<String> = [
+            "start",
+            "--otlp-http-endpoint",
+            &format!("127.0.0.1:{http_port}"),
+            "--otlp-grpc-endpoint",
+            &format!("127.0.0.1:{}", free_port()),
+            "--exporter",
+            "blackhole",
+            "--batch-timeout",
+            "50ms",
+            "--log-file",
+            dir.0.join("agent.log").to_str().unwrap(),
+            "--pid-file",
+            dir.0.join("agent.pid").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if detailed {
+            for a in [
                 "--debug-log",
                 "traces",
                 "--debug-log",
                 "logs",
                 "--debug-log-verbosity",
                 "detailed",
-                "--batch-timeout",
-                "50ms",
-                "--log-file",
-                dir.0.join("agent.log").to_str().unwrap(),
-                "--pid-file",
-                dir.0.join("agent.pid").to_str().unwrap(),
-            ])
+            ] {
+                args.push(a.to_owned());
+            }
+        }
+        let child = Command::new(rotel_agent())
+            .args(&args)
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
@@ -573,4 +594,131 @@ fn a_refused_batch_is_dropped_and_counted_not_retried() {
         "the drop is counted: {}",
         f.stderr
     );
+}
+
+/// 200,000 `log` messages (each also a SERVER span of the node's own) with
+/// the default export settings: a healthy local collector receives every
+/// span and every log. The node holds its input back while an export queue
+/// is nearly full rather than drop.
+#[test]
+fn a_healthy_collector_receives_everything_of_200000_logs() {
+    let port = free_port();
+    let _collector = Collector::start_quiet(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    const N: usize = 200_000;
+    let mut input = String::with_capacity(N * 120);
+    for i in 0..N {
+        input.push_str(&format!(
+            "{{\"src\":\"c1\",\"dest\":\"n1\",\"body\":{{\"type\":\"log\",\"message\":\"request {i}\",\"trace_id\":\"trace-{}\",\"service\":\"svc-{}\"}}}}\n",
+            i % 5_000,
+            i % 7
+        ));
+    }
+    node.send_bytes(input.as_bytes());
+    let s = node.call(json!({"type": "stats"}));
+    assert_eq!(s["logs"]["stored"], N as u64, "{s}");
+    let f = node.finish_full();
+    assert!(f.status.success(), "{}", f.stderr);
+    // One SERVER span per message (stats included) and one record per log.
+    assert!(
+        f.stderr
+            .contains(&format!("export of spans: {} exported, 0 dropped", N + 1)),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        f.stderr
+            .contains(&format!("export of logs: {N} exported, 0 dropped")),
+        "{}",
+        f.stderr
+    );
+}
+
+/// A collector that accepts connections and never answers: the flush
+/// deadline bounds the node's exit, the request in flight included, and
+/// what it carried is counted as dropped.
+#[test]
+fn the_flush_deadline_bounds_the_exit_with_a_request_in_flight() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            keep.lock().unwrap().push(conn); // read nothing, answer nothing
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "30000"),
+        ("TRACER_FLUSH_TIMEOUT_MS", "1000"),
+    ]);
+    let (_tid, _) = chain_request(&mut node);
+    // Let the export thread start its request (which will never return).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!held.lock().unwrap().is_empty(), "the node connected");
+    let start = Instant::now();
+    let f = node.finish_full();
+    let took = start.elapsed();
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(
+        took < Duration::from_millis(2_500),
+        "exit took {took:?} with a 1 s flush deadline"
+    );
+    assert!(
+        f.stderr.contains("export of spans: 0 exported"),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        !f.stderr.contains("export of spans: 0 exported, 0 dropped"),
+        "what was in flight is counted: {}",
+        f.stderr
+    );
+}
+
+/// Records a plugin writes through the `log` crate, inside the span of the
+/// message it handles, reach the collector with that span's ids (and the
+/// log store, where `search_logs` finds them by trace).
+#[test]
+fn log_crate_records_reach_the_collector_in_their_span() {
+    let port = free_port();
+    let collector = Collector::start(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut node = Node::spawn_with_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("TRACER_DEBUG_HANDLERS", "1"),
+    ]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = node.call(
+        json!({"type": "debug_log", "message": "cache miss for user 7",
+        "level": "warn", "traceparent": format!("00-{trace}-00f067aa0ba902b7-01")}),
+    );
+    assert_eq!(r["type"], "debug_log_ok", "{r}");
+    let found = node.call(json!({"type": "search_logs", "trace_id": trace}));
+    let logs = found["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{found}");
+    assert_eq!(logs[0]["message"], "cache miss for user 7");
+    assert_eq!(logs[0]["level"], "WARN");
+    let f = node.finish_full();
+    assert!(f.status.success(), "{}", f.stderr);
+    let got = collector.received(0, 1);
+    let rec = got
+        .logs
+        .iter()
+        .find(|l| l.body == "cache miss for user 7")
+        .unwrap_or_else(|| panic!("{:#?}", got.logs));
+    assert_eq!(rec.trace_id, trace);
+    assert_eq!(rec.service, "tracer-node");
+    let server = got
+        .spans
+        .iter()
+        .find(|s| s.name == "debug_log" && s.trace_id == trace)
+        .unwrap_or_else(|| panic!("{:#?}", got.spans));
+    assert_eq!(rec.span_id, server.id, "written inside the sidecar's span");
+    assert_eq!(server.parent_id, "00f067aa0ba902b7");
 }

@@ -254,6 +254,9 @@ struct Shared<T: Exportable> {
     /// Set by the export thread when it has exported its last batch.
     done: Mutex<bool>,
     done_cv: Condvar,
+    /// Notified after every exported batch, for producers waiting for room.
+    drained: Mutex<()>,
+    drained_cv: Condvar,
 }
 
 impl<T: Exportable> Shared<T> {
@@ -277,6 +280,7 @@ impl<T: Exportable> Shared<T> {
                 T::export(&self.exporter, &mut batch);
                 self.exported.fetch_add(n, Ordering::Relaxed);
                 batch.clear();
+                self.drained_cv.notify_all();
             }
         }
     }
@@ -409,6 +413,8 @@ impl<T: Exportable> BatchProcessor<T> {
             shutdown: AtomicBool::new(false),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
+            drained: Mutex::new(()),
+            drained_cv: Condvar::new(),
         });
         let worker = {
             let shared = shared.clone();
@@ -489,6 +495,54 @@ impl<T: Exportable> BatchProcessor<T> {
         if queued.is_err() && slot.is_some() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Items waiting in the calling thread's queue.
+    pub fn backlog(&self) -> usize {
+        let owner = Arc::as_ptr(&self.shared).cast::<()>();
+        LOCAL
+            .try_with(|l| {
+                let l = l.borrow();
+                l.iter().find(|b| b.owner == owner).map_or(0, |local| {
+                    // SAFETY: as in `push`: the entry's ring is a `Ring<T>`.
+                    let ring = unsafe { &*local.ring_ptr.cast::<Ring<T>>() };
+                    local.head.wrapping_sub(ring.tail.0.load(Ordering::Acquire))
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until the calling thread's queue holds at most `target` items
+    /// (the export thread is woken to drain it), or `timeout` passes.
+    /// Returns whether there is room. For producers that would rather
+    /// slow down than drop (a node reading its input can wait; a service
+    /// thread should not).
+    pub fn wait_for_room(&self, target: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if self.backlog() <= target {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end || self.shared.shutdown.load(Ordering::Acquire) {
+                return false;
+            }
+            self.shared.wake();
+            let g = self
+                .shared
+                .drained
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // Short waits: a batch may be exported between the check above
+            // and this wait.
+            let wait = (end - now).min(Duration::from_millis(5));
+            let _ = self.shared.drained_cv.wait_timeout(g, wait);
+        }
+    }
+
+    /// The most items one thread's queue holds.
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.config.max_queue_size.max(1)
     }
 
     /// Stops the export thread after exporting what the queues hold,
@@ -858,6 +912,26 @@ mod tests {
         // Release the export thread so that the test leaves nothing behind.
         *stuck.0.lock().unwrap() = true;
         stuck.1.notify_all();
+    }
+
+    #[test]
+    fn a_producer_can_wait_for_room_instead_of_dropping() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let cfg = BatchConfig {
+            max_queue_size: 64,
+            max_export_batch_size: 16,
+            scheduled_delay: Duration::from_secs(60),
+        };
+        let p = BatchProcessor::new(mem.clone(), cfg);
+        for i in 0..10_000 {
+            if p.backlog() >= 48 {
+                assert!(p.wait_for_room(16, Duration::from_secs(5)));
+            }
+            p.on_end(span_data(format!("s{i}")));
+        }
+        p.shutdown();
+        assert_eq!(p.stats().dropped, 0);
+        assert_eq!(mem.take().len(), 10_000);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::otlp;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tracer_core::{
@@ -179,6 +179,8 @@ pub struct ExportStats {
 pub type Encoder<T> = Box<dyn Fn(&[T]) -> String + Send + Sync>;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest a producer is held back for one full queue.
+const HOLD_BACK_LIMIT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// An OTLP exporter of one signal: encode, send, retry, count. Implements
@@ -194,6 +196,9 @@ pub struct OtlpExporter<T> {
     retries: AtomicU64,
     /// Items of the request being sent now.
     in_flight: AtomicU64,
+    /// The last attempt failed (the backend is down or refusing): producers
+    /// are not held back for it, what does not fit is dropped and counted.
+    failing: AtomicBool,
     /// Set at shutdown: no retry, no wait, no request goes past it.
     deadline: Mutex<Option<Instant>>,
     wake: Condvar,
@@ -216,6 +221,7 @@ impl<T> OtlpExporter<T> {
             dropped: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
             deadline: Mutex::new(None),
             wake: Condvar::new(),
         }
@@ -269,9 +275,11 @@ impl<T> OtlpExporter<T> {
             match self.sink.send(&body, timeout) {
                 Sent::Ok => {
                     self.exported.fetch_add(n, Ordering::Relaxed);
+                    self.failing.store(false, Ordering::Relaxed);
                     break;
                 }
                 Sent::Fail(why) => {
+                    self.failing.store(true, Ordering::Relaxed);
                     eprintln!(
                         "tracer-node: {} export refused ({why}); {n} dropped",
                         self.name
@@ -280,6 +288,7 @@ impl<T> OtlpExporter<T> {
                     break;
                 }
                 Sent::Retry { after, why } => {
+                    self.failing.store(true, Ordering::Relaxed);
                     let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
                     if self.deadline().is_some_and(|d| Instant::now() + wait >= d) {
                         eprintln!(
@@ -352,6 +361,21 @@ impl<T: tracer_core::Exportable> Signal<T> {
             dropped: p.dropped + e.dropped.load(Ordering::Relaxed),
             queued: p.queued,
             retries: e.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Holds the calling thread back while its queue is more than three
+    /// quarters full and the backend is healthy, until it is a quarter
+    /// full: a node reading its input would rather slow its reader than
+    /// drop what it was sent. A failing backend holds nobody back (what
+    /// does not fit is dropped and counted), nor does a stuck one for
+    /// longer than a second.
+    fn hold_back(&self) {
+        let cap = self.processor.queue_capacity();
+        if self.processor.backlog() > cap - cap / 4
+            && !self.exporter.failing.load(Ordering::Relaxed)
+        {
+            self.processor.wait_for_room(cap / 4, HOLD_BACK_LIMIT);
         }
     }
 
@@ -434,6 +458,18 @@ impl Pipeline {
     pub fn export_log(&self, record: LogRecord) {
         if let Some(l) = &self.logs {
             l.processor.emit(record);
+        }
+    }
+
+    /// Holds the calling thread back while an export queue is nearly full
+    /// and its backend healthy (see [`Signal`]'s policy): called by the
+    /// node between input lines.
+    pub fn hold_back(&self) {
+        if let Some(s) = &self.spans {
+            s.hold_back();
+        }
+        if let Some(l) = &self.logs {
+            l.hold_back();
         }
     }
 

@@ -155,6 +155,7 @@ impl Node {
                     self.handle_line(l.strip_suffix(b"\r").unwrap_or(l));
                     reader.consume(i + 1);
                     self.fire_timers();
+                    self.state.pipeline.hold_back();
                     if self.state.out.len() >= OUT_HIGH_WATER {
                         self.flush(&mut output)?;
                     }
@@ -200,6 +201,7 @@ impl Node {
                 }
             }
             self.fire_timers();
+            self.state.pipeline.hold_back();
             if self.state.out.len() >= OUT_HIGH_WATER {
                 self.flush(&mut output)?;
             }
@@ -225,6 +227,7 @@ impl Node {
     pub fn step(&mut self, line: &[u8]) -> Option<Instant> {
         self.handle_line(line);
         self.fire_timers();
+        self.state.pipeline.hold_back();
         self.calls.timers.next_deadline()
     }
 
