@@ -4,8 +4,19 @@ use crate::ids::{SpanId, TraceId};
 use crate::propagation::TraceState;
 
 /// W3C trace flags. Only the sampled bit is defined by Trace Context Level 1.
+///
+/// Beside the 8 bits that travel, one bit above them is local to the
+/// process: the self-telemetry mark (see
+/// [`SpanContext::with_self_telemetry`]). Kept here, it is inherited with
+/// the flags by every child span at no cost, and never leaves: [`bits`]
+/// returns the 8 wire bits only.
+///
+/// [`bits`]: TraceFlags::bits
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct TraceFlags(u8);
+pub struct TraceFlags(u16);
+
+/// The local self-telemetry bit, above the 8 wire bits.
+const SELF_TELEMETRY: u16 = 0x100;
 
 impl TraceFlags {
     /// The `sampled` bit.
@@ -13,14 +24,14 @@ impl TraceFlags {
     /// No flag set.
     pub const NONE: TraceFlags = TraceFlags(0);
 
-    /// Wraps raw flag bits.
+    /// Wraps raw flag bits (as read from a `traceparent`).
     pub const fn new(bits: u8) -> Self {
-        TraceFlags(bits)
+        TraceFlags(bits as u16)
     }
 
-    /// The raw bits.
+    /// The wire bits (what a `traceparent` carries).
     pub const fn bits(self) -> u8 {
-        self.0
+        self.0 as u8
     }
 
     /// Whether the sampled bit is set.
@@ -36,6 +47,18 @@ impl TraceFlags {
             TraceFlags(self.0 & !0x01)
         }
     }
+
+    const fn with_self_telemetry(self, yes: bool) -> Self {
+        if yes {
+            TraceFlags(self.0 | SELF_TELEMETRY)
+        } else {
+            TraceFlags(self.0 & !SELF_TELEMETRY)
+        }
+    }
+
+    const fn is_self_telemetry(self) -> bool {
+        self.0 & SELF_TELEMETRY != 0
+    }
 }
 
 /// Identifies a span across processes: ids, flags and vendor trace state.
@@ -45,7 +68,6 @@ pub struct SpanContext {
     span_id: SpanId,
     flags: TraceFlags,
     is_remote: bool,
-    self_telemetry: bool,
     state: TraceState,
 }
 
@@ -63,7 +85,6 @@ impl SpanContext {
             span_id,
             flags,
             is_remote,
-            self_telemetry: false,
             state,
         }
     }
@@ -74,14 +95,14 @@ impl SpanContext {
     /// data (a trace store) skip such spans; exporters still get them. The
     /// mark is inherited by child spans and never propagated on the wire.
     pub fn with_self_telemetry(mut self, yes: bool) -> Self {
-        self.self_telemetry = yes;
+        self.flags = self.flags.with_self_telemetry(yes);
         self
     }
 
     /// Whether the span belongs to the process's own telemetry (see
     /// [`with_self_telemetry`](Self::with_self_telemetry)).
     pub fn is_self_telemetry(&self) -> bool {
-        self.self_telemetry
+        self.flags.is_self_telemetry()
     }
 
     /// The trace id.
@@ -117,5 +138,30 @@ impl SpanContext {
     /// Both ids are valid (non-zero).
     pub fn is_valid(&self) -> bool {
         self.trace_id.is_valid() && self.span_id.is_valid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_self_telemetry_mark_is_local_and_never_on_the_wire() {
+        let ctx = SpanContext::new(
+            TraceId::from_u128(1),
+            SpanId::from_u64(2),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::EMPTY,
+        );
+        let own = ctx.clone().with_self_telemetry(true);
+        assert!(own.is_self_telemetry() && !ctx.is_self_telemetry());
+        assert_eq!(own.flags().bits(), 0x01, "only the wire bits");
+        assert!(own.is_sampled());
+        assert_eq!(
+            crate::Traceparent::format(&own),
+            crate::Traceparent::format(&ctx)
+        );
+        assert!(!own.with_self_telemetry(false).is_self_telemetry());
     }
 }

@@ -29,7 +29,6 @@ struct Top {
     span_id: SpanId,
     flags: TraceFlags,
     is_remote: bool,
-    self_telemetry: bool,
     /// The context has `tracestate` members: read it from the stack.
     has_state: bool,
 }
@@ -41,7 +40,6 @@ impl Top {
             span_id: ctx.span_id(),
             flags: ctx.flags(),
             is_remote: ctx.is_remote(),
-            self_telemetry: ctx.is_self_telemetry(),
             has_state: !ctx.trace_state().is_empty(),
         }
     }
@@ -59,16 +57,13 @@ pub fn current() -> Option<SpanContext> {
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
     match TOP.get() {
         None => f(None),
-        Some(top) if !top.has_state => f(Some(
-            &SpanContext::new(
-                top.trace_id,
-                top.span_id,
-                top.flags,
-                top.is_remote,
-                TraceState::EMPTY,
-            )
-            .with_self_telemetry(top.self_telemetry),
-        )),
+        Some(top) if !top.has_state => f(Some(&SpanContext::new(
+            top.trace_id,
+            top.span_id,
+            top.flags,
+            top.is_remote,
+            TraceState::EMPTY,
+        ))),
         Some(_) => STACK.with(|s| f(s.borrow().last())),
     }
 }

@@ -301,7 +301,6 @@ struct Origin {
     /// The parent's flags with the sampled bit set to the decision.
     flags: TraceFlags,
     state: TraceState,
-    self_telemetry: bool,
 }
 
 impl Origin {
@@ -315,7 +314,6 @@ impl Origin {
             false,
             self.state,
         )
-        .with_self_telemetry(self.self_telemetry)
     }
 
     #[inline(always)]
@@ -329,7 +327,6 @@ impl Origin {
                     parent_span_id: Some(p.span_id()),
                     flags: p.flags().with_sampled(sampled),
                     state: p.trace_state().clone(),
-                    self_telemetry: p.is_self_telemetry(),
                 }
             }
             None => {
@@ -342,7 +339,6 @@ impl Origin {
                     parent_span_id: None,
                     flags: TraceFlags::NONE.with_sampled(sampled),
                     state: TraceState::EMPTY,
-                    self_telemetry: false,
                 }
             }
         }
