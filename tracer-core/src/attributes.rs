@@ -203,48 +203,31 @@ impl<'de> Deserialize<'de> for Value {
                 while let Some(v) = seq.next_element::<Value>()? {
                     items.push(v);
                 }
-                let all = |f: fn(&Value) -> bool| items.iter().all(f);
-                let array = if all(|v| matches!(v, Value::String(_))) {
-                    Array::String(
-                        items
-                            .into_iter()
-                            .filter_map(|v| match v {
-                                Value::String(s) => Some(s),
-                                _ => None,
-                            })
-                            .collect(),
-                    )
-                } else if all(|v| matches!(v, Value::Bool(_))) {
-                    Array::Bool(
-                        items
-                            .iter()
-                            .filter_map(|v| match v {
-                                Value::Bool(b) => Some(*b),
-                                _ => None,
-                            })
-                            .collect(),
-                    )
-                } else if all(|v| matches!(v, Value::I64(_))) {
-                    Array::I64(
-                        items
-                            .iter()
-                            .filter_map(|v| match v {
-                                Value::I64(i) => Some(*i),
-                                _ => None,
-                            })
-                            .collect(),
-                    )
-                } else if all(|v| matches!(v, Value::I64(_) | Value::F64(_))) {
-                    Array::F64(
-                        items
-                            .iter()
-                            .filter_map(|v| match v {
-                                Value::I64(i) => Some(*i as f64),
-                                Value::F64(f) => Some(*f),
-                                _ => None,
-                            })
-                            .collect(),
-                    )
+                // Each element as one type, or none of them.
+                fn each<T>(items: &[Value], f: impl Fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+                    items.iter().map(f).collect()
+                }
+                let array = if let Some(v) = each(&items, |v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                }) {
+                    Array::String(v)
+                } else if let Some(v) = each(&items, |v| match v {
+                    Value::Bool(b) => Some(*b),
+                    _ => None,
+                }) {
+                    Array::Bool(v)
+                } else if let Some(v) = each(&items, |v| match v {
+                    Value::I64(i) => Some(*i),
+                    _ => None,
+                }) {
+                    Array::I64(v)
+                } else if let Some(v) = each(&items, |v| match v {
+                    Value::I64(i) => Some(*i as f64),
+                    Value::F64(f) => Some(*f),
+                    _ => None,
+                }) {
+                    Array::F64(v)
                 } else {
                     return Err(de::Error::custom(
                         "an attribute array holds values of one type (no nesting)",
