@@ -254,6 +254,8 @@ struct Shared<T: Exportable> {
     /// Set by the export thread when it has exported its last batch.
     done: Mutex<bool>,
     done_cv: Condvar,
+    /// Items pushed into rings that are gone (closed and drained).
+    removed_pushed: AtomicU64,
     /// Notified after every exported batch, for producers waiting for room.
     drained: Mutex<()>,
     drained_cv: Condvar,
@@ -268,7 +270,14 @@ impl<T: Exportable> Shared<T> {
             let mut all = self.rings.lock().unwrap_or_else(|e| e.into_inner());
             let snapshot = all.clone();
             // Closed rings are drained below one last time.
-            all.retain(|r| !r.closed.load(Ordering::Acquire));
+            all.retain(|r| {
+                let open = !r.closed.load(Ordering::Acquire);
+                if !open {
+                    let pushed = r.head.0.load(Ordering::Acquire) as u64;
+                    self.removed_pushed.fetch_add(pushed, Ordering::Relaxed);
+                }
+                open
+            });
             snapshot
         };
         let max = self.config.max_export_batch_size.max(1);
@@ -283,6 +292,16 @@ impl<T: Exportable> Shared<T> {
                 self.drained_cv.notify_all();
             }
         }
+    }
+
+    /// Items ever pushed into a queue (not those dropped at the door).
+    fn pushed(&self) -> u64 {
+        let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        let live: u64 = rings
+            .iter()
+            .map(|r| r.head.0.load(Ordering::Acquire) as u64)
+            .sum();
+        live + self.removed_pushed.load(Ordering::Relaxed)
     }
 
     /// Items waiting in the queues now.
@@ -413,6 +432,7 @@ impl<T: Exportable> BatchProcessor<T> {
             shutdown: AtomicBool::new(false),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
+            removed_pushed: AtomicU64::new(0),
             drained: Mutex::new(()),
             drained_cv: Condvar::new(),
         });
@@ -436,6 +456,13 @@ impl<T: Exportable> BatchProcessor<T> {
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             queued: self.shared.queued(),
         }
+    }
+
+    /// Items ever moved into a queue (the ones dropped because their
+    /// queue was full are not among them): with what the exporter took in
+    /// and settled, what is left unaccounted for at a shutdown that gave up.
+    pub fn pushed(&self) -> u64 {
+        self.shared.pushed()
     }
 
     /// This thread's entry for this processor, made (and its ring
@@ -559,8 +586,9 @@ impl<T: Exportable> BatchProcessor<T> {
     /// Exports what the queues hold, giving up at `deadline`: the exporter
     /// is told the deadline (it stops retrying then), and this returns by
     /// then even when an export request is still in flight; the export
-    /// thread is then left behind, and what the queues still hold is
-    /// counted as dropped. Returns whether everything was handed over.
+    /// thread is then left behind. Returns whether everything was handed
+    /// over; when not, [`pushed`](Self::pushed) against what the exporter
+    /// settled tells how much was not.
     pub fn shutdown_by(&self, deadline: Instant) -> bool {
         T::shutdown(&self.shared.exporter, deadline);
         self.shared.shutdown.store(true, Ordering::Release);
@@ -583,10 +611,7 @@ impl<T: Exportable> BatchProcessor<T> {
         if finished {
             let _ = worker.join();
         }
-        // Whatever came in after the last drain, or was never drained.
-        let left = self.shared.queued();
-        self.shared.dropped.fetch_add(left, Ordering::Relaxed);
-        finished && left == 0
+        finished && self.shared.queued() == 0
     }
 }
 
@@ -907,8 +932,9 @@ mod tests {
         let took = start.elapsed();
         assert!(!all, "the exporter never finished");
         assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert_eq!(p.pushed(), 30, "every span went into the queue");
         let st = p.stats();
-        assert!(st.dropped >= 20, "what was still queued is counted: {st:?}");
+        assert!(st.queued >= 20, "still queued: {st:?}");
         // Release the export thread so that the test leaves nothing behind.
         *stuck.0.lock().unwrap() = true;
         stuck.1.notify_all();

@@ -196,6 +196,9 @@ pub struct OtlpExporter<T> {
     retries: AtomicU64,
     /// Items of the request being sent now.
     in_flight: AtomicU64,
+    /// The shutdown gave up on this exporter: what it drains from now on is
+    /// not sent (the shutdown counted it as dropped, or it is counted here).
+    abandoned: AtomicBool,
     /// The last attempt failed (the backend is down or refusing): producers
     /// are not held back for it, what does not fit is dropped and counted.
     failing: AtomicBool,
@@ -222,6 +225,7 @@ impl<T> OtlpExporter<T> {
             retries: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             deadline: Mutex::new(None),
             wake: Condvar::new(),
         }
@@ -249,13 +253,27 @@ impl<T> OtlpExporter<T> {
         }
     }
 
+    /// Counts the batch in flight as exported or dropped, once: whoever
+    /// takes `in_flight` to zero first (this, or a shutdown that gave up on
+    /// the request) counts it.
+    fn settle(&self, counter: &AtomicU64) -> u64 {
+        let n = self.in_flight.swap(0, Ordering::SeqCst);
+        counter.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
     fn send_batch(&self, batch: &[T]) {
         let n = batch.len() as u64;
         if n == 0 {
             return;
         }
+        self.in_flight.store(n, Ordering::SeqCst);
+        if self.abandoned.load(Ordering::SeqCst) {
+            // Drained after the shutdown gave up: counted here or there.
+            self.settle(&self.dropped);
+            return;
+        }
         let body = (self.encode)(batch);
-        self.in_flight.store(n, Ordering::Relaxed);
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let timeout = match self.deadline() {
@@ -265,38 +283,38 @@ impl<T> OtlpExporter<T> {
                 None => self.timeout,
             };
             if timeout.is_zero() {
+                let n = self.settle(&self.dropped);
                 eprintln!(
                     "tracer-node: {} export: the flush deadline passed; {n} dropped",
                     self.name
                 );
-                self.dropped.fetch_add(n, Ordering::Relaxed);
-                break;
+                return;
             }
             match self.sink.send(&body, timeout) {
                 Sent::Ok => {
-                    self.exported.fetch_add(n, Ordering::Relaxed);
+                    self.settle(&self.exported);
                     self.failing.store(false, Ordering::Relaxed);
-                    break;
+                    return;
                 }
                 Sent::Fail(why) => {
                     self.failing.store(true, Ordering::Relaxed);
+                    let n = self.settle(&self.dropped);
                     eprintln!(
                         "tracer-node: {} export refused ({why}); {n} dropped",
                         self.name
                     );
-                    self.dropped.fetch_add(n, Ordering::Relaxed);
-                    break;
+                    return;
                 }
                 Sent::Retry { after, why } => {
                     self.failing.store(true, Ordering::Relaxed);
                     let wait = after.unwrap_or(backoff).min(MAX_BACKOFF);
                     if self.deadline().is_some_and(|d| Instant::now() + wait >= d) {
+                        let n = self.settle(&self.dropped);
                         eprintln!(
                             "tracer-node: {} export failed at the flush deadline ({why}); {n} dropped",
                             self.name
                         );
-                        self.dropped.fetch_add(n, Ordering::Relaxed);
-                        break;
+                        return;
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     self.pause(wait);
@@ -304,7 +322,6 @@ impl<T> OtlpExporter<T> {
                 }
             }
         }
-        self.in_flight.store(0, Ordering::Relaxed);
     }
 
     fn set_deadline(&self, deadline: Instant) {
@@ -382,11 +399,22 @@ impl<T: tracer_core::Exportable> Signal<T> {
     /// Delivers what is queued until `deadline`; a request still in flight
     /// then is abandoned and its items counted as dropped.
     fn shutdown(&self, deadline: Instant) -> ExportStats {
-        if !self.processor.shutdown_by(deadline) {
-            let stuck = self.exporter.in_flight.swap(0, Ordering::Relaxed);
-            self.exporter.dropped.fetch_add(stuck, Ordering::Relaxed);
+        if self.processor.shutdown_by(deadline) {
+            return self.stats();
         }
-        self.stats()
+        // The export thread is left behind: from now on it sends nothing.
+        // What was not exported by now is dropped (refused, in flight, or
+        // still queued), however the threads race: everything that went
+        // into a queue, less what was exported, plus what never got in.
+        self.exporter.abandoned.store(true, Ordering::SeqCst);
+        let exported = self.exporter.exported.load(Ordering::SeqCst);
+        let p = self.processor.stats();
+        ExportStats {
+            exported,
+            dropped: p.dropped + self.processor.pushed().saturating_sub(exported),
+            queued: 0,
+            retries: self.exporter.retries.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -6,15 +6,15 @@
 use tracer_core::{SpanId, TraceId};
 
 /// How a trace id is looked up: the two spellings of 128 bits are one key,
-/// any other string is a key of its own (held as its 128-bit stable hash:
-/// a key is a copy of 16 bytes, compared without touching the string; an
-/// index that must be exact compares the spelling of what it finds).
+/// any other string is a key of its own (held as a 64-bit hash of it: a key
+/// is a small copy, compared without touching the string; an index that
+/// must be exact compares the spelling of what it finds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceKey {
     /// A 32-hex or hyphenated-UUID id, by value.
     Id(TraceId),
-    /// Any other string, by its stable hash.
-    Opaque(u128),
+    /// Any other string, by its hash (this process's; not for the wire).
+    Opaque(u64),
 }
 
 impl TraceKey {
@@ -22,7 +22,10 @@ impl TraceKey {
     pub fn new(spelled: &str) -> Self {
         match TraceId::parse(spelled) {
             Some(id) => TraceKey::Id(id),
-            None => TraceKey::Opaque(stable_hash128(spelled)),
+            None => {
+                use std::hash::BuildHasher;
+                TraceKey::Opaque(foldhash::fast::FixedState::default().hash_one(spelled))
+            }
         }
     }
 
