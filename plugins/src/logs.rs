@@ -53,13 +53,17 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest<'_>) -> Result<LogOk, Error> {
             span_id = span_id.or_else(|| Some(Cow::Owned(span.context().span_id().to_hex())));
         }
     }
-    let service = ctx.logs().intern_service(&req.service);
+    let (service, level) = {
+        let mut logs = ctx.logs();
+        let level = req.level.as_deref().map(|l| logs.intern_level(l));
+        (logs.intern_service(&req.service), level)
+    };
     ctx.push_log(LogEntry {
         service,
         message: Arc::from(&*req.message),
         trace_id: trace_id.as_deref().map(Arc::from),
         span_id: span_id.as_deref().map(Arc::from),
-        level: req.level.as_deref().map(Arc::from),
+        level,
         attributes,
     });
     Ok(LogOk {})

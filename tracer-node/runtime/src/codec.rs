@@ -107,9 +107,12 @@ impl<'de> Deserialize<'de> for MaybeBody<'de> {
 }
 
 /// The top-level object of a line, read in one pass: the `body` member
-/// straight into its members, every other member raw.
+/// straight into its members, every other member raw (`src` and `dest`
+/// apart, so that an envelope with nothing else needs no list).
 struct Top<'a> {
     members: Vec<(CowStr<'a>, &'a RawValue)>,
+    src: Option<(CowStr<'a>, &'a RawValue)>,
+    dest: Option<(CowStr<'a>, &'a RawValue)>,
     body: Option<MaybeBody<'a>>,
 }
 
@@ -123,15 +126,21 @@ impl<'de> Deserialize<'de> for Top<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut top = Top {
-                    members: Vec::with_capacity(8),
+                    members: Vec::new(),
+                    src: None,
+                    dest: None,
                     body: None,
                 };
                 while let Some(k) = map.next_key::<CowStr<'de>>()? {
                     if k.0 == "body" {
                         top.body = Some(map.next_value()?);
-                    } else {
-                        let v: &'de RawValue = map.next_value()?;
-                        top.members.push((k, v));
+                        continue;
+                    }
+                    let v: &'de RawValue = map.next_value()?;
+                    match &*k.0 {
+                        "src" => top.src = Some((k, v)),
+                        "dest" => top.dest = Some((k, v)),
+                        _ => top.members.push((k, v)),
                     }
                 }
                 Ok(top)
@@ -158,7 +167,7 @@ fn strip_position(msg: &str) -> &str {
 }
 
 /// Parses a line, once: an envelope `{"src","dest","body"}` or a bare body.
-pub(crate) fn parse_line(line: &str) -> Result<Incoming<'_>, String> {
+pub(crate) fn parse_line<'a>(line: &'a str) -> Result<Incoming<'a>, String> {
     let top: Top<'_> = serde_json::from_str(line).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             format!("not valid JSON: {e}")
@@ -172,39 +181,31 @@ pub(crate) fn parse_line(line: &str) -> Result<Incoming<'_>, String> {
     let body = match top.body {
         // A bare body: the whole line is the body.
         None => {
+            let mut members = top.members;
+            members.extend(top.src);
+            members.extend(top.dest);
             return Ok(Incoming {
                 src: None,
                 dest: None,
-                body: Ok(Body {
-                    members: top.members,
-                }),
+                body: Ok(Body { members }),
                 extra: Vec::new(),
-            })
+            });
         }
         Some(MaybeBody::Object(b)) => Ok(b),
         Some(MaybeBody::NotObject) => Err("field `body` must be a JSON object".to_owned()),
     };
-    let mut msg = Incoming {
-        src: None,
-        dest: None,
-        body,
-        extra: Vec::new(),
+    let string = |m: Option<(CowStr<'a>, &'a RawValue)>| match m {
+        None => Ok(None),
+        Some((k, v)) => serde_json::from_str::<CowStr<'a>>(v.get())
+            .map(Some)
+            .map_err(|_| format!("field `{}` must be a string", k.0)),
     };
-    for (k, v) in top.members {
-        match &*k.0 {
-            "src" | "dest" => {
-                let s: CowStr<'_> = serde_json::from_str(v.get())
-                    .map_err(|_| format!("field `{}` must be a string", k.0))?;
-                if k.0 == "src" {
-                    msg.src = Some(s);
-                } else {
-                    msg.dest = Some(s);
-                }
-            }
-            _ => msg.extra.push((k, v)),
-        }
-    }
-    Ok(msg)
+    Ok(Incoming {
+        src: string(top.src)?,
+        dest: string(top.dest)?,
+        body,
+        extra: top.members,
+    })
 }
 
 /// The members of a body the runtime reads itself.

@@ -82,7 +82,7 @@ impl LogProcessor for Processor<LogStore> {
             message: record.body,
             trace_id: record.trace_id.map(|t| t.to_hex().into()),
             span_id: record.span_id.map(|s| s.to_hex().into()),
-            level: record.level.map(|l| Arc::from(&*l)),
+            level: record.level.map(|l| store.intern_level(&l)),
             attributes,
         };
         store.push(entry);
@@ -135,7 +135,12 @@ pub struct LogStore {
     by_service: HashMap<Arc<str>, VecDeque<u64>>,
     cap: usize,
     stats: LogStats,
+    /// Level spellings seen, shared by the entries.
+    levels: Vec<Arc<str>>,
 }
+
+/// Distinct level spellings shared, at most.
+pub const MAX_LEVELS: usize = 32;
 
 impl LogStore {
     /// The default cap: a little over a million entries.
@@ -150,6 +155,7 @@ impl LogStore {
             by_service: HashMap::default(),
             cap: cap.max(1),
             stats: LogStats::default(),
+            levels: Vec::new(),
         }
     }
 
@@ -160,6 +166,20 @@ impl LogStore {
             Some((k, _)) => k.clone(),
             None => Arc::from(service),
         }
+    }
+
+    /// The shared copy of a level (`"INFO"`, `"error"`...): a store holds a
+    /// handful of distinct levels, so a million entries hold a few strings.
+    /// Past [`MAX_LEVELS`] distinct spellings a level gets a copy of its own.
+    pub fn intern_level(&mut self, level: &str) -> Arc<str> {
+        if let Some(l) = self.levels.iter().find(|l| &***l == level) {
+            return l.clone();
+        }
+        let l: Arc<str> = Arc::from(level);
+        if self.levels.len() < MAX_LEVELS {
+            self.levels.push(l.clone());
+        }
+        l
     }
 
     /// Stores an entry, evicting the oldest when full.
@@ -389,5 +409,19 @@ mod tests {
         });
         assert_eq!(all.len(), 3);
         assert_eq!(&*all[0].message, "m2");
+    }
+
+    #[test]
+    fn levels_are_shared_up_to_the_cap() {
+        let mut store = LogStore::new(10);
+        let a = store.intern_level("INFO");
+        let b = store.intern_level("INFO");
+        assert!(Arc::ptr_eq(&a, &b));
+        for i in 0..MAX_LEVELS + 5 {
+            store.intern_level(&format!("L{i}"));
+        }
+        assert_eq!(store.levels.len(), MAX_LEVELS);
+        let c = store.intern_level("INFO");
+        assert!(Arc::ptr_eq(&a, &c), "a level seen first stays shared");
     }
 }

@@ -7,7 +7,7 @@ mod logs;
 mod traces;
 
 pub use ids::{span_id_for, trace_id_for, TraceKey};
-pub use logs::{LogEntry, LogQuery, LogStats, LogStore};
+pub use logs::{LogEntry, LogQuery, LogStats, LogStore, MAX_LEVELS};
 pub use traces::{StoreLimits, StoreStats, StoredTrace, TraceStore};
 
 use std::sync::{Arc, Mutex};
