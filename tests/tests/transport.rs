@@ -435,3 +435,46 @@ fn a_burst_of_10000_requests_is_answered_in_order() {
     assert!(status.success());
     assert!(rest.is_empty(), "{} extra lines", rest.len());
 }
+
+/// `tracer-node < input | head -1`: once stdout is closed no reply can be
+/// delivered; the node says so on stderr and exits non-zero instead of
+/// passing for a run that served its input.
+#[test]
+fn a_closed_stdout_stops_the_node_with_a_non_zero_exit() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tests::node_bin())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin
+        .write_all(b"{\"type\":\"log\",\"msg_id\":1,\"message\":\"m\"}\n")
+        .unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("log_ok"), "{first}");
+    drop(stdout); // `head -1` is done reading
+    let writer = std::thread::spawn(move || {
+        let line = b"{\"type\":\"log\",\"msg_id\":2,\"message\":\"m\"}\n";
+        for _ in 0..200_000 {
+            if stdin.write_all(line).is_err() {
+                break; // the node stopped reading: that is the point
+            }
+        }
+    });
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "exit status {status}");
+    assert!(err.contains("stdout was closed"), "{err}");
+}

@@ -139,12 +139,16 @@ fn main() -> ExitCode {
     node.install_globals();
     match node.run(io::stdin(), io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            node.shutdown();
-            ExitCode::SUCCESS
-        }
         Err(e) => {
-            eprintln!("tracer-node: i/o error: {e}");
+            // Nobody reads the replies any more (or stdout failed): say so,
+            // deliver what the node holds, and exit non-zero, so that a
+            // pipeline like `tracer-node < input | head -1` does not pass
+            // for a run that served its input.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                eprintln!("tracer-node: stdout was closed; stopping without serving the rest of the input");
+            } else {
+                eprintln!("tracer-node: i/o error: {e}; stopping");
+            }
             node.shutdown();
             ExitCode::FAILURE
         }
