@@ -19,7 +19,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use tracer_core::{SpanData, SpanId, SpanKind, Status};
+use tracer_core::{SpanId, SpanKind, Status};
+use tracer_node::stores;
 use tracer_node::stores::{StoredTrace, TraceStore};
 use tracer_node::{handler, Ctx, Error};
 
@@ -90,18 +91,13 @@ pub struct TraceIn {
     spans: Vec<SpanIn>,
 }
 
-/// Whether a stored span is the node's own message span.
-fn is_message_span(s: &SpanData) -> bool {
-    s.attribute("rpc.system").and_then(|v| v.as_str()) == Some("maelstrom")
-}
-
 /// A stored trace without the node's own message spans and what they
 /// started; `None` when nothing else is left.
 fn from_stored(name: String, trace: &StoredTrace) -> Option<TraceIn> {
     let mut skipped: HashSet<SpanId> = HashSet::new();
     let mut spans = Vec::new();
     for s in trace.tree_order() {
-        if is_message_span(s) || s.parent_span_id.is_some_and(|p| skipped.contains(&p)) {
+        if stores::is_node_span(s) || s.parent_span_id.is_some_and(|p| skipped.contains(&p)) {
             skipped.insert(s.context.span_id());
             continue;
         }
@@ -577,13 +573,55 @@ struct Tree<'a> {
     children: Vec<Vec<usize>>,
 }
 
+/// Makes every span reachable from a root, as the trace store lists them:
+/// a span its own parent is a root (done by the caller), and each parent
+/// cycle is broken at its earliest-started span (else the first given),
+/// which becomes a root. Analysis then sees the same trees `get_trace`
+/// shows.
+fn break_cycles(spans: &[SpanIn], parent: &mut [Option<usize>]) {
+    // Each span is walked once: 0 not yet, 1 on the current walk, 2 known
+    // to reach a root.
+    let mut state = vec![0u8; spans.len()];
+    let mut walk: Vec<usize> = Vec::new();
+    for start in 0..spans.len() {
+        walk.clear();
+        let mut i = start;
+        loop {
+            match state[i] {
+                2 => break,
+                1 => {
+                    // Back on this walk: the spans from `i` on are a cycle.
+                    let pos = walk.iter().position(|&j| j == i).unwrap_or(0);
+                    if let Some(&cut) = walk[pos..]
+                        .iter()
+                        .min_by_key(|&&j: &&usize| (spans[j].start_us.unwrap_or(u64::MAX), j))
+                    {
+                        parent[cut] = None;
+                    }
+                    break;
+                }
+                _ => {}
+            }
+            state[i] = 1;
+            walk.push(i);
+            match parent[i] {
+                None => break,
+                Some(p) => i = p,
+            }
+        }
+        for &j in &walk {
+            state[j] = 2;
+        }
+    }
+}
+
 impl<'a> Tree<'a> {
     fn new(spans: &'a [SpanIn]) -> Self {
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, s) in spans.iter().enumerate() {
             index.entry(s.span_id.as_str()).or_insert(i);
         }
-        let parent: Vec<Option<usize>> = spans
+        let mut parent: Vec<Option<usize>> = spans
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -593,6 +631,7 @@ impl<'a> Tree<'a> {
                     .filter(|&p| p != i)
             })
             .collect();
+        break_cycles(spans, &mut parent);
         let mut children = vec![Vec::new(); spans.len()];
         for (i, p) in parent.iter().enumerate() {
             if let Some(p) = p {
@@ -617,8 +656,8 @@ impl<'a> Tree<'a> {
     }
 
     /// The root-to-leaf chain with the largest total duration, and that
-    /// total. Spans caught in a parent cycle are reachable from no root and
-    /// take no part.
+    /// total. Cycles were broken when the tree was made, so every span
+    /// takes part.
     fn critical_path(&self) -> (Vec<usize>, u64) {
         let roots: Vec<usize> = (0..self.spans.len())
             .filter(|&i| self.parent[i].is_none())
@@ -1330,8 +1369,29 @@ mod tests {
             {"span_id": "y", "parent_span_id": "x", "service": "a", "duration_us": 1},
             {"span_id": "z", "parent_span_id": "z", "service": "b", "duration_us": 5}
         ]}));
-        let (path, total) = Tree::new(&t.spans).critical_path();
+        let tree = Tree::new(&t.spans);
+        // x <-> y is broken at x (no start times: the first given).
+        assert_eq!(tree.parent, vec![None, Some(0), None]);
+        let (path, total) = tree.critical_path();
         assert_eq!((path, total), (vec![2], 5));
+        // Every span takes part: the analysis does not contradict itself.
+        let i = insights(&[t]);
+        assert!(!i.bottlenecks.is_empty());
+        assert_ne!(i.optimization_suggestion, NO_SPANS);
+    }
+
+    #[test]
+    fn long_chains_of_cycles_are_broken_in_one_pass() {
+        let spans: Vec<serde_json::Value> = (0..20_000)
+            .map(|i| {
+                let pair = i ^ 1;
+                json!({"span_id": format!("s{i}"), "parent_span_id": format!("s{pair}"),
+                       "service": "a", "duration_us": 1})
+            })
+            .collect();
+        let t = trace(json!({ "spans": spans }));
+        let tree = Tree::new(&t.spans);
+        assert_eq!(tree.parent.iter().filter(|p| p.is_none()).count(), 10_000);
     }
 
     #[test]

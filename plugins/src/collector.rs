@@ -127,10 +127,32 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Evictions so far: traces dropped from following, reported traces
+    /// forgotten.
+    fn evictions(&self) -> (u64, u64) {
+        (self.pending.evicted(), self.reported.evicted())
+    }
+}
+
+/// Counts in `stats` what the collector's maps let go since `before`.
+fn count_evictions(ctx: &mut Ctx<'_>, before: (u64, u64)) {
+    let after = ctx.state::<Collector>().evictions();
+    if after.0 > before.0 {
+        ctx.count_drop("collector.traces_forgotten", after.0 - before.0);
+    }
+    if after.1 > before.1 {
+        ctx.count_drop("collector.reported_forgotten", after.1 - before.1);
+    }
+}
+
 /// Sends `trace_complete` for the trace if it is quiet and complete;
 /// looks again later if a span came meanwhile.
 fn look_at(ctx: &mut Ctx<'_>, id: TraceId) {
-    match ctx.state::<Collector>().look(id, Instant::now()) {
+    let before = ctx.state::<Collector>().evictions();
+    let quiet = ctx.state::<Collector>().look(id, Instant::now());
+    count_evictions(ctx, before);
+    match quiet {
         Quiet::NotYet(left) => arm(ctx, id, left),
         Quiet::Waiting => {}
         Quiet::Complete => {
@@ -260,11 +282,27 @@ fn span_data(req: &SpanIntake, trace: TraceId, now: u64) -> Result<SpanData, Err
             ))
         }
     };
-    let duration = req.duration_us.unwrap_or(0).saturating_mul(1_000);
+    // Times are kept in nanoseconds since the epoch, as u64: what does not
+    // fit is refused, never clamped.
+    let nanos = |field: &str, us: u64| {
+        us.checked_mul(1_000).ok_or_else(|| {
+            Error::bad_field(
+                field,
+                format!("{us} µs is out of range (at most {} µs)", u64::MAX / 1_000),
+            )
+        })
+    };
+    let duration = nanos("duration_us", req.duration_us.unwrap_or(0))?;
     let start = match req.start_us {
-        Some(us) => us.saturating_mul(1_000),
+        Some(us) => nanos("start_us", us)?,
         None => now.saturating_sub(duration),
     };
+    let end = start.checked_add(duration).ok_or_else(|| {
+        Error::bad_field(
+            "duration_us",
+            "start_us + duration_us is out of range (the span would end after the year 2554)",
+        )
+    })?;
     Ok(SpanData {
         context: SpanContext::new(
             trace,
@@ -277,7 +315,7 @@ fn span_data(req: &SpanIntake, trace: TraceId, now: u64) -> Result<SpanData, Err
         name: Cow::Owned(req.name.clone().unwrap_or_else(|| req.service.clone())),
         kind,
         start_unix_nanos: start,
-        end_unix_nanos: start.saturating_add(duration),
+        end_unix_nanos: end,
         attributes: vec![KeyValue::new("service.name", req.service.clone())],
         events: vec![],
         links: vec![],
@@ -325,12 +363,14 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     let sid = data.context.span_id();
     let parent = data.parent_span_id;
     let state = ctx.state::<Collector>();
+    let before = state.evictions();
     let arm_timer = if state.reported.contains_key(&trace) {
         reply.action = Some("update_trace");
         false
     } else {
         state.note(trace, &req.trace_id, &from, &data, Instant::now())
     };
+    count_evictions(ctx, before);
     if arm_timer {
         arm(ctx, trace, QUIET);
     }

@@ -264,6 +264,7 @@ pub fn create_span(ctx: &mut Ctx<'_>, req: CreateSpan) -> Result<SpanCreated, Er
     let evicted = state.evict_oldest();
     state.add(id, open);
     if let Some(old) = evicted {
+        ctx.count_drop("spans.ended_by_node", 1);
         finish(ctx, old, now_unix_nanos());
     }
     Ok(SpanCreated {

@@ -1,6 +1,7 @@
 //! `stats`: the node's caps and what its stores have kept and let go.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tracer_node::export::ExportStats;
 use tracer_node::{handler, Ctx, Error, RuntimeStats};
 
@@ -18,6 +19,7 @@ pub struct TraceStats {
     spans_dropped: u64,
     traces_evicted: u64,
     spans_evicted: u64,
+    node_spans_displaced: u64,
 }
 
 /// The log store's numbers.
@@ -38,13 +40,15 @@ pub struct Export {
     logs: Option<ExportStats>,
 }
 
-/// `stats_ok {traces, logs, runtime, export?}`.
+/// `stats_ok {traces, logs, runtime, drops, export?}`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "stats_ok")]
 pub struct StatsOk {
     traces: TraceStats,
     logs: LogStats,
     runtime: RuntimeStats,
+    /// What was dropped or refused elsewhere, by place and reason.
+    drops: BTreeMap<&'static str, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     export: Option<Export>,
 }
@@ -63,6 +67,7 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
             spans_dropped: st.spans_dropped,
             traces_evicted: st.traces_evicted,
             spans_evicted: st.spans_evicted,
+            node_spans_displaced: st.node_spans_displaced,
         }
     };
     let logs = {
@@ -83,6 +88,7 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
         traces,
         logs,
         runtime: ctx.runtime_stats(),
+        drops: ctx.drops().clone(),
         export,
     })
 }

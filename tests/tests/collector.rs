@@ -351,6 +351,17 @@ fn bad_spans_are_error_12_naming_the_field() {
         (with("name", json!(7)), "name"),
         (with("duration_us", json!(-1)), "duration_us"),
         (with("duration_us", json!("10")), "duration_us"),
+        // Out of range once in nanoseconds: refused, never clamped.
+        (with("duration_us", json!(u64::MAX)), "duration_us"),
+        (with("start_us", json!(u64::MAX)), "start_us"),
+        (
+            {
+                let mut b = with("start_us", json!(10_000_000_000_000_000u64));
+                b["duration_us"] = json!(10_000_000_000_000_000u64);
+                b
+            },
+            "duration_us",
+        ),
         (with("start_us", json!(1.5)), "start_us"),
         (with("status", json!("weird")), "status"),
         (with("kind", json!("weird")), "kind"),

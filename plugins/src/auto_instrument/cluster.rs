@@ -183,6 +183,13 @@ pub(super) fn run_route(
         let _current = open.last().map(Span::enter);
         let started = now_unix_nanos();
         let dest = peer.clone();
+        if let Some(t) = open
+            .last()
+            .map(|s| s.context().trace_id())
+            .or(parent.as_ref().map(SpanContext::trace_id))
+        {
+            ctx.state::<Downstream>().by_trace.insert(t, dest.clone());
+        }
         ctx.rpc(&dest, &hop, budget, move |ctx, reply| {
             let client = ctx.incoming().cloned();
             let trace = client.as_ref().map(SpanContext::trace_id);
@@ -191,7 +198,7 @@ pub(super) fn run_route(
                     .map_err(|_| format!("{peer} answered with something else than hop_ok"))
             }) {
                 Ok(ok) => {
-                    store(ctx, ok.spans);
+                    store(ctx, ok.spans, trace);
                     services.extend(ok.services);
                 }
                 Err(why) => {
@@ -225,15 +232,24 @@ pub(super) fn run_route(
     done(ctx, Outcome { trace, services });
 }
 
-/// Stores spans from another node (a late copy replaces an earlier one).
-fn store(ctx: &mut Ctx<'_>, spans: Vec<WireSpan>) -> Option<TraceId> {
-    let mut trace = None;
-    let mut store = ctx.traces();
-    for s in spans.into_iter().filter_map(WireSpan::into_data) {
-        trace = Some(s.context.trace_id());
-        store.upsert(s);
+/// Stores spans another node sent for the hop of `trace` (a late copy
+/// replaces an earlier one). A peer is trusted only with what it was asked:
+/// spans of any other trace are refused and counted.
+fn store(ctx: &mut Ctx<'_>, spans: Vec<WireSpan>, trace: Option<TraceId>) {
+    let mut refused = 0;
+    {
+        let mut store = ctx.traces();
+        for s in spans.into_iter().filter_map(WireSpan::into_data) {
+            if Some(s.context.trace_id()) == trace {
+                store.upsert(s);
+            } else {
+                refused += 1;
+            }
+        }
     }
-    trace
+    if refused > 0 {
+        ctx.count_drop("cluster.spans_of_another_trace", refused);
+    }
 }
 
 /// The spans this node holds of a trace, for the node upstream.
@@ -315,17 +331,41 @@ pub struct HopOkAck {}
 /// from downstream): its spans update the stored trace and go on upstream.
 #[handler("hop_ok")]
 pub fn late_hop_ok(ctx: &mut Ctx<'_>, req: HopOk) -> Result<HopOkAck, Error> {
+    // Only the node a hop went to may answer it late, for that hop's trace.
+    let from = ctx.src().unwrap_or_default().to_owned();
+    let trace = req
+        .spans
+        .iter()
+        .find_map(|s| TraceId::from_hex(&s.trace_id))
+        .filter(|t| ctx.state::<Downstream>().by_trace.get(t) == Some(&from));
+    if trace.is_none() {
+        ctx.count_drop("cluster.late_replies_refused", 1);
+        return Ok(HopOkAck {});
+    }
     let forward = HopOk {
         spans: req.spans.clone(),
         services: req.services,
     };
-    if let Some(trace) = store(ctx, req.spans) {
-        let up = ctx.state::<Upstream>().by_trace.get(&trace).cloned();
-        if let Some(up) = up {
-            ctx.send(&up, &forward);
-        }
+    store(ctx, req.spans, trace);
+    let up = trace.and_then(|t| ctx.state::<Upstream>().by_trace.get(&t).cloned());
+    if let Some(up) = up {
+        ctx.send(&up, &forward);
     }
     Ok(HopOkAck {})
+}
+
+/// Where each trace's hop went, so that a late `hop_ok` is taken only from
+/// that node. Bounded, oldest first.
+struct Downstream {
+    by_trace: BoundedMap<TraceId, String>,
+}
+
+impl Default for Downstream {
+    fn default() -> Self {
+        Downstream {
+            by_trace: BoundedMap::new(Upstream::CAP),
+        }
+    }
 }
 
 /// Answers `http_request` at the entry node once the route is through.

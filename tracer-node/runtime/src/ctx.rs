@@ -220,6 +220,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Counts `n` things dropped or refused at `what` (a `"place.reason"`
+    /// name, such as `"collector.traces_forgotten"`): every place that lets
+    /// something go says so, and `stats` shows it under `drops`.
+    pub fn count_drop(&mut self, what: &'static str, n: u64) {
+        self.state.count_drop(what, n);
+    }
+
+    /// What was dropped or refused so far, by place and reason.
+    pub fn drops(&self) -> &std::collections::BTreeMap<&'static str, u64> {
+        &self.state.drops
+    }
+
     /// The node's trace store: user data only (see the sidecar's rule).
     pub fn traces(&self) -> MutexGuard<'_, TraceStore> {
         self.state.traces.lock().unwrap_or_else(|e| e.into_inner())
@@ -329,6 +341,7 @@ impl<'a> Ctx<'a> {
         }
         if self.calls.rpcs.len() >= MAX_PENDING_RPCS {
             // Bounded like every store: refuse rather than grow.
+            self.count_drop("runtime.rpcs_refused", 1);
             let err = RpcError::Overloaded {
                 dest: dest.to_owned(),
                 in_flight: self.calls.rpcs.len(),
@@ -342,6 +355,7 @@ impl<'a> Ctx<'a> {
             Ok(t) => t,
             Err(full) => {
                 drop(span);
+                self.count_drop("runtime.rpcs_refused", 1);
                 let err = RpcError::Overloaded {
                     dest: dest.to_owned(),
                     in_flight: full.cap,

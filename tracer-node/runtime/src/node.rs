@@ -459,25 +459,40 @@ impl Node {
             self.init(body, a);
             return Route::Done;
         }
-        if let Some(p) = a.in_reply_to.and_then(|id| self.calls.rpcs.remove(&id)) {
-            self.calls.timers.cancel(p.timer);
-            let mut span = p.span;
-            if a.msg_type == "error" {
-                span.set_status(Status::Error(Cow::Borrowed(
-                    "the peer answered with an error",
-                )));
+        // A reply counts only from the node the request went to: another
+        // node answering our msg_id is not trusted with that RPC (it stays
+        // pending for the real answer).
+        let src = msg.src.as_ref().map(|s| &*s.0);
+        if let Some(id) = a.in_reply_to {
+            match self.calls.rpcs.get(&id) {
+                Some(p) if Some(&*p.dest) != src => {
+                    self.state
+                        .count_drop("runtime.replies_from_another_node", 1);
+                    return Route::Done;
+                }
+                Some(_) => {
+                    let p = self.calls.rpcs.remove(&id).expect("just found");
+                    self.calls.timers.cancel(p.timer);
+                    let mut span = p.span;
+                    if a.msg_type == "error" {
+                        span.set_status(Status::Error(Cow::Borrowed(
+                            "the peer answered with an error",
+                        )));
+                    }
+                    let client = span.context().clone();
+                    drop(span);
+                    self.rpc_done(p.callback, client, src, Ok(body));
+                    return Route::Done;
+                }
+                None => {}
             }
-            let client = span.context().clone();
-            drop(span);
-            let src = msg.src.as_ref().map(|s| &*s.0);
-            self.rpc_done(p.callback, client, src, Ok(body));
-            return Route::Done;
         }
         // A peer's request is handled once, however often it arrives.
         if let (Some(id), Some(src)) = (a.msg_id, msg.src.as_ref()) {
             if self.state.is_peer(&src.0) {
                 let key = (src.0.to_string(), id);
                 if self.state.seen.contains_key(&key) {
+                    self.state.count_drop("runtime.peer_duplicates", 1);
                     return Route::Done;
                 }
                 self.state.seen.insert(key, ());
@@ -488,6 +503,7 @@ impl Node {
             None if a.in_reply_to.is_some() || a.msg_type == "error" => {
                 // Never answer a reply: two nodes would bounce errors forever.
                 eprintln!("tracer-node: dropped an unexpected {:?} reply", a.msg_type);
+                self.state.count_drop("runtime.unexpected_replies", 1);
                 Route::Done
             }
             None => {

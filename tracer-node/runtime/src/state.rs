@@ -9,7 +9,7 @@ use crate::export::Pipeline;
 use crate::stores::{LogStore, TraceStore};
 use serde::Serialize;
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tracer_core::Tracer;
 
@@ -36,6 +36,8 @@ pub(crate) struct State {
     /// Requests from cluster peers already handled, by (src, msg_id): a
     /// duplicated message is not handled twice (no duplicate spans).
     pub(crate) seen: BoundedMap<(String, u64), ()>,
+    /// What was dropped or refused, by place and reason (`stats.drops`).
+    pub(crate) drops: BTreeMap<&'static str, u64>,
     pub(crate) out: Vec<u8>,
 }
 
@@ -58,6 +60,7 @@ impl State {
             pipeline,
             last_msg_id: 0,
             seen: BoundedMap::new(SEEN_CAP),
+            drops: BTreeMap::new(),
             out: Vec::with_capacity(OUT_HIGH_WATER),
         }
     }
@@ -65,6 +68,11 @@ impl State {
     /// Whether `name` is another node of the cluster (`init`'s `node_ids`).
     pub(crate) fn is_peer(&self, name: &str) -> bool {
         self.node_id.as_deref() != Some(name) && self.node_ids.iter().any(|n| n == name)
+    }
+
+    /// Counts `n` things dropped or refused at `what` (`"place.reason"`).
+    pub(crate) fn count_drop(&mut self, what: &'static str, n: u64) {
+        *self.drops.entry(what).or_default() += n;
     }
 
     /// The node's id: from `init`, else `"tracer"`.

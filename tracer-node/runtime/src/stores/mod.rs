@@ -8,7 +8,7 @@ mod traces;
 
 pub use ids::{span_id_for, trace_id_for, TraceKey};
 pub use logs::{LogEntry, LogQuery, LogStats, LogStore, MAX_LEVELS};
-pub use traces::{StoreLimits, StoreStats, StoredTrace, TraceStore};
+pub use traces::{is_node_span, StoreLimits, StoreStats, StoredTrace, TraceStore};
 
 use std::sync::{Arc, Mutex};
 

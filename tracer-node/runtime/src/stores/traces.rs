@@ -37,6 +37,20 @@ pub struct StoreStats {
     pub spans_evicted: u64,
     /// Stored spans replaced by a later version of themselves.
     pub spans_replaced: u64,
+    /// Spans the node made for messages (their SERVER span, its sends)
+    /// that left a full trace to make room for a span a user sent.
+    pub node_spans_displaced: u64,
+}
+
+/// Whether the node made this span for a message it handled: the sidecar's
+/// SERVER span (attribute `rpc.system: "maelstrom"`) of a message that came
+/// with trace context. Such spans describe the node serving the protocol:
+/// they give way to what users send in a full trace, and analysis leaves
+/// them out.
+pub fn is_node_span(s: &SpanData) -> bool {
+    s.attribute(crate::sidecar::attr::RPC_SYSTEM)
+        .and_then(|v| v.as_str())
+        == Some("maelstrom")
 }
 
 /// The spans of one trace, in arrival order, and how a client spelled its
@@ -88,13 +102,20 @@ impl StoredTrace {
     }
 
     /// The spans in tree order: each root (a span whose parent is not in the
-    /// trace), then its children depth first, siblings by start time.
+    /// trace), then its children depth first, siblings by start time. Spans
+    /// caught in a parent cycle (`a` child of `b`, `b` child of `a`, or a
+    /// span its own parent) reach no root: each cycle is broken at its
+    /// earliest-started span, which is listed as a root with what hangs
+    /// below it. Every span is listed once.
     pub fn tree_order(&self) -> Vec<&SpanData> {
         let ids: HashSet<SpanId> = self.spans.iter().map(|s| s.context.span_id()).collect();
         let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::default();
         let mut roots = Vec::new();
         for s in &self.spans {
-            match s.parent_span_id.filter(|p| ids.contains(p)) {
+            match s
+                .parent_span_id
+                .filter(|p| ids.contains(p) && *p != s.context.span_id())
+            {
                 Some(p) => children.entry(p).or_default().push(s),
                 None => roots.push(s),
             }
@@ -105,16 +126,32 @@ impl StoredTrace {
             list.sort_by(by_start);
         }
         let mut out = Vec::with_capacity(self.spans.len());
+        let mut visited = HashSet::new();
         // An explicit stack: a trace may be a chain thousands of spans deep.
         let mut stack: Vec<&SpanData> = roots.into_iter().rev().collect();
-        let mut visited = HashSet::new();
-        while let Some(s) = stack.pop() {
-            if !visited.insert(s.context.span_id()) {
-                continue; // a duplicated span id; show it once
+        let mut rest: Option<std::vec::IntoIter<&SpanData>> = None;
+        loop {
+            while let Some(s) = stack.pop() {
+                if !visited.insert(s.context.span_id()) {
+                    continue; // a duplicated span id; show it once
+                }
+                out.push(s);
+                if let Some(kids) = children.get(&s.context.span_id()) {
+                    stack.extend(kids.iter().rev());
+                }
             }
-            out.push(s);
-            if let Some(kids) = children.get(&s.context.span_id()) {
-                stack.extend(kids.iter().rev());
+            if visited.len() == ids.len() {
+                break;
+            }
+            // What is left hangs off cycles: break each at its earliest span.
+            let rest = rest.get_or_insert_with(|| {
+                let mut r: Vec<&SpanData> = self.spans.iter().collect();
+                r.sort_by(by_start);
+                r.into_iter()
+            });
+            match rest.find(|s| !visited.contains(&s.context.span_id())) {
+                Some(s) => stack.push(s),
+                None => break,
             }
         }
         out
@@ -166,8 +203,20 @@ impl TraceStore {
         let span_id = span.context.span_id();
         if let Some(t) = self.traces.get_mut(&id) {
             if t.spans.len() >= self.limits.max_spans_per_trace {
-                self.stats.spans_dropped += 1;
-                return false;
+                // A full trace: a user's span takes the place of the oldest
+                // span the node made for a message; anything else is refused.
+                let room = (!is_node_span(&span))
+                    .then(|| t.spans.iter().position(is_node_span))
+                    .flatten();
+                let Some(i) = room else {
+                    self.stats.spans_dropped += 1;
+                    return false;
+                };
+                let gone = t.spans.remove(i).context.span_id();
+                if self.span_index.get(&gone) == Some(&id) {
+                    self.span_index.remove(&gone);
+                }
+                self.stats.node_spans_displaced += 1;
             }
             t.spans.push(span);
             self.stats.spans_stored += 1;
@@ -377,6 +426,50 @@ mod tests {
         assert!(order[1..]
             .iter()
             .all(|s| s.parent_span_id == Some(order[0].context.span_id())));
+    }
+
+    #[test]
+    fn cycles_are_broken_at_their_earliest_span_and_every_span_is_listed() {
+        let mut store = TraceStore::default();
+        let t = TraceId::from_u128(9);
+        let span = |id: u64, parent: Option<u64>, start: u64| SpanData {
+            context: tracer_core::SpanContext::new(
+                t,
+                SpanId::from_u64(id),
+                tracer_core::TraceFlags::SAMPLED,
+                true,
+                tracer_core::TraceState::EMPTY,
+            ),
+            parent_span_id: parent.map(SpanId::from_u64),
+            name: "s".into(),
+            kind: tracer_core::SpanKind::Internal,
+            start_unix_nanos: start,
+            end_unix_nanos: start,
+            attributes: vec![],
+            events: vec![],
+            links: vec![],
+            status: tracer_core::Status::Unset,
+        };
+        // a <-> b, c under b, d its own parent, e a plain root.
+        for s in [
+            span(1, Some(2), 20),
+            span(2, Some(1), 10),
+            span(3, Some(2), 30),
+            span(4, Some(4), 5),
+            span(5, None, 50),
+        ] {
+            store.insert(s);
+        }
+        let ids: Vec<u64> = store
+            .get(t)
+            .unwrap()
+            .tree_order()
+            .iter()
+            .map(|s| s.context.span_id().to_u64())
+            .collect();
+        // Roots first (d: its own parent, e), then b (the cycle's earliest)
+        // with what hangs below it.
+        assert_eq!(ids, vec![4, 5, 2, 1, 3]);
     }
 
     #[test]
