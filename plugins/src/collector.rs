@@ -376,6 +376,7 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     }
     let exported = ctx.exports_spans().then(|| data.clone());
     let mut store = ctx.traces();
+    let refused_for_bytes = store.stats().spans_refused_for_bytes;
     if store.upsert(data) {
         store.name_trace(trace, &req.trace_id);
         store.name_span(trace, sid, &req.span_id);
@@ -388,10 +389,19 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
         }
     } else {
         reply.sampled = false;
-        reply.reason = Some(format!(
-            "trace is full ({} spans kept per trace)",
-            store.limits().max_spans_per_trace
-        ));
+        reply.reason = Some(
+            if store.stats().spans_refused_for_bytes > refused_for_bytes {
+                format!(
+                "no room in the trace store's share of the memory budget ({} bytes, TRACER_MAX_MEMORY)",
+                store.limits().max_bytes
+            )
+            } else {
+                format!(
+                    "trace is full ({} spans kept per trace)",
+                    store.limits().max_spans_per_trace
+                )
+            },
+        );
     }
     Ok(reply)
 }

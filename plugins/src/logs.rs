@@ -58,14 +58,27 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest<'_>) -> Result<LogOk, Error> {
         let level = req.level.as_deref().map(|l| logs.intern_level(l));
         (logs.intern_service(&req.service), level)
     };
-    ctx.push_log(LogEntry {
+    let entry = LogEntry {
         service,
         message: Arc::from(&*req.message),
         trace_id: trace_id.as_deref().map(Arc::from),
         span_id: span_id.as_deref().map(Arc::from),
         level,
         attributes,
-    });
+    };
+    // Refused whole rather than half-stored, or stored at the cost of
+    // every other entry.
+    let budget = ctx.logs().max_bytes();
+    if entry.bytes() > budget {
+        return Err(Error::bad_field(
+            "message",
+            format!(
+                "a log of {} bytes is larger than the log store's share of the memory budget ({budget} bytes, TRACER_MAX_MEMORY)",
+                entry.bytes()
+            ),
+        ));
+    }
+    ctx.push_log(entry);
     Ok(LogOk {})
 }
 

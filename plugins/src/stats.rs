@@ -20,6 +20,10 @@ pub struct TraceStats {
     traces_evicted: u64,
     spans_evicted: u64,
     node_spans_displaced: u64,
+    bytes: usize,
+    max_bytes: usize,
+    traces_evicted_for_bytes: u64,
+    spans_refused_for_bytes: u64,
 }
 
 /// The log store's numbers.
@@ -27,8 +31,12 @@ pub struct TraceStats {
 pub struct LogStats {
     entries: usize,
     max_entries: usize,
+    bytes: usize,
+    max_bytes: usize,
     stored: u64,
     dropped: u64,
+    dropped_for_bytes: u64,
+    refused_too_large: u64,
 }
 
 /// The exporters' numbers, when export is on.
@@ -68,6 +76,10 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
             traces_evicted: st.traces_evicted,
             spans_evicted: st.spans_evicted,
             node_spans_displaced: st.node_spans_displaced,
+            bytes: t.bytes(),
+            max_bytes: limits.max_bytes,
+            traces_evicted_for_bytes: st.traces_evicted_for_bytes,
+            spans_refused_for_bytes: st.spans_refused_for_bytes,
         }
     };
     let logs = {
@@ -76,8 +88,12 @@ pub fn stats(ctx: &mut Ctx<'_>, _req: Stats) -> Result<StatsOk, Error> {
         LogStats {
             entries: l.len(),
             max_entries: l.cap(),
+            bytes: l.bytes(),
+            max_bytes: l.max_bytes(),
             stored: st.stored,
             dropped: st.dropped,
+            dropped_for_bytes: st.dropped_for_bytes,
+            refused_too_large: st.refused_too_large,
         }
     };
     let export = match ctx.export_stats() {

@@ -478,3 +478,93 @@ fn a_closed_stdout_stops_the_node_with_a_non_zero_exit() {
     assert!(!status.success(), "exit status {status}");
     assert!(err.contains("stdout was closed"), "{err}");
 }
+
+/// A line the parser refuses is answered with what can still be read of
+/// it: from its `dest` to its `src`, in reply to its `msg_id`, the text
+/// naming the field and the byte offset.
+#[track_caller]
+fn expect_refused(node: &mut Node, msg_id: u64, text: &str) {
+    let reply = node.wait_reply(&json!(msg_id));
+    assert_eq!(reply["src"], "n", "from the line's dest: {reply}");
+    assert_eq!(reply["dest"], "c", "to the line's src: {reply}");
+    assert_error(&reply["body"], 12, &[]);
+    assert_eq!(reply["body"]["text"], text, "{reply}");
+}
+
+#[test]
+fn invalid_utf8_in_a_field_is_answered_to_the_sender_naming_the_field() {
+    let mut node = Node::spawn();
+    node.send_bytes(
+        b"{\"src\":\"c\",\"dest\":\"n\",\"body\":{\"type\":\"log\",\"msg_id\":41,\"message\":\"ok \xff bad\"}}\n",
+    );
+    expect_refused(&mut node, 41, "field `message`: invalid UTF-8 at byte 69");
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_bare_body_with_invalid_utf8_is_answered_in_reply_to_its_msg_id() {
+    let mut node = Node::spawn();
+    node.send_bytes(b"{\"msg_id\":7,\"type\":\"log\",\"message\":\"\xff\"}\n");
+    let reply = node.wait_reply(&json!(7));
+    assert_eq!(reply["dest"], "client", "no envelope seen yet: {reply}");
+    assert_eq!(reply["src"], "tracer", "{reply}");
+    assert_error(&reply["body"], 12, &[]);
+    assert_eq!(
+        reply["body"]["text"], "field `message`: invalid UTF-8 at byte 36",
+        "{reply}"
+    );
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_control_character_in_a_string_is_answered_to_the_sender_naming_the_field() {
+    let mut node = Node::spawn();
+    node.send_bytes(
+        b"{\"src\":\"c\",\"dest\":\"n\",\"body\":{\"type\":\"log\",\"msg_id\":42,\"message\":\"ok \x01 bad\"}}\n",
+    );
+    expect_refused(
+        &mut node,
+        42,
+        "field `message`: control character in a string at byte 69",
+    );
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_trailing_comma_in_the_body_is_answered_to_the_sender_with_its_offset() {
+    let mut node = Node::spawn();
+    node.send_raw(r#"{"src":"c","dest":"n","body":{"type":"log","msg_id":43,"message":"a",}}"#);
+    expect_refused(
+        &mut node,
+        43,
+        "not valid JSON: trailing comma at byte 68: expected another member after `,`, found `}`",
+    );
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_duplicate_key_gets_error_12_naming_it() {
+    let mut node = Node::spawn();
+    node.send_raw(
+        r#"{"src":"c","dest":"n","body":{"type":"log","msg_id":7,"message":"a","message":"b"}}"#,
+    );
+    expect_refused(&mut node, 7, "duplicate field `message`");
+    let found = node.call(json!({"type": "search_logs"}));
+    assert_eq!(found["logs"], json!([]), "nothing was stored: {found}");
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_body_that_is_a_list_gets_error_12_saying_so() {
+    let mut node = Node::spawn();
+    node.send_raw(r#"{"src":"c","dest":"n","body":["stats",5]}"#);
+    let line = node.recv();
+    assert_eq!(line["src"], "n", "{line}");
+    assert_eq!(line["dest"], "c", "{line}");
+    assert_eq!(
+        line["body"],
+        json!({"type": "error", "code": 12, "text": "field `body` must be a JSON object"}),
+        "no msg_id, so no in_reply_to: {line}"
+    );
+    assert_still_serving(&mut node);
+}

@@ -71,6 +71,10 @@ struct Cli {
     /// Longest input line in bytes [env: TRACER_MAX_LINE]
     #[arg(long, value_name = "BYTES")]
     max_line: Option<String>,
+    /// Bytes the stores may hold, half traces, half logs; units K, M, G
+    /// (powers of 1024) [env: TRACER_MAX_MEMORY]
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<String>,
 }
 
 impl Cli {
@@ -98,6 +102,7 @@ impl Cli {
             ("TRACER_MAX_TRACES", self.max_traces),
             ("TRACER_MAX_SPANS_PER_TRACE", self.max_spans_per_trace),
             ("TRACER_MAX_LINE", self.max_line),
+            ("TRACER_MAX_MEMORY", self.max_memory),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

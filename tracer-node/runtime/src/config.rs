@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tracer_core::Sampler;
 
+/// The default memory budget of the stores: 256 MiB, a small machine's
+/// share.
+pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
+
 /// Longest input line, in bytes. `manual_instrument` takes up to 1 MiB of
 /// code, which JSON escaping can grow several times.
 pub const DEFAULT_MAX_LINE: usize = 8 << 20;
@@ -22,6 +26,9 @@ pub struct Config {
     pub max_spans_per_trace: usize,
     /// `TRACER_MAX_LINE`: longest input line in bytes.
     pub max_line: usize,
+    /// `TRACER_MAX_MEMORY`: the bytes the stores of user data may hold,
+    /// half for traces and half for logs (see [`Config::trace_bytes`]).
+    pub max_memory: usize,
     /// `TRACER_DEBUG_HANDLERS=1`: serve the fault-injection messages
     /// (`debug_panic`) that test suites use.
     pub debug_handlers: bool,
@@ -58,6 +65,18 @@ pub struct ExportConfig {
     pub flush_timeout: Duration,
 }
 
+impl Config {
+    /// The trace store's share of [`max_memory`](Config::max_memory).
+    pub fn trace_bytes(&self) -> usize {
+        self.max_memory / 2
+    }
+
+    /// The log store's share of [`max_memory`](Config::max_memory).
+    pub fn log_bytes(&self) -> usize {
+        self.max_memory - self.trace_bytes()
+    }
+}
+
 impl ExportConfig {
     /// Whether spans leave the node.
     pub fn traces_enabled(&self) -> bool {
@@ -78,6 +97,7 @@ impl Default for Config {
             max_traces: limits.max_traces,
             max_spans_per_trace: limits.max_spans_per_trace,
             max_line: DEFAULT_MAX_LINE,
+            max_memory: DEFAULT_MAX_MEMORY,
             debug_handlers: false,
             sampler: Sampler::default(),
             export: ExportConfig {
@@ -99,6 +119,38 @@ fn positive(get: Lookup<'_>, name: &str, default: usize) -> Result<usize, String
             _ => Err(format!("{name}={v:?}: expected a positive whole number")),
         },
     }
+}
+
+/// A size in bytes: a whole number, optionally with a unit (`K`, `M`, `G`,
+/// or `KiB`, `MiB`, `GiB`, all powers of 1024; `B` for bytes), at least
+/// 64 KiB so that every store can hold something.
+fn bytes(get: Lookup<'_>, name: &str, default: usize) -> Result<usize, String> {
+    let Some(v) = get(name) else {
+        return Ok(default);
+    };
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => {
+            return Err(format!(
+                "{name}={v:?}: expected bytes, like 268435456 or 256MiB"
+            ))
+        }
+    };
+    let n = num
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{name}={v:?}: expected bytes, like 268435456 or 256MiB"))?;
+    if n < 64 << 10 {
+        return Err(format!("{name}={v:?}: at least 64KiB"));
+    }
+    Ok(n)
 }
 
 fn millis(get: Lookup<'_>, name: &str, default: Duration) -> Result<Duration, String> {
@@ -292,6 +344,7 @@ impl Config {
                 d.max_spans_per_trace,
             )?,
             max_line: positive(get, "TRACER_MAX_LINE", d.max_line)?,
+            max_memory: bytes(get, "TRACER_MAX_MEMORY", d.max_memory)?,
             debug_handlers: debug,
             sampler: sampler(get)?,
             export: export(get, &d.export)?,

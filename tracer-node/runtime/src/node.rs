@@ -71,6 +71,7 @@ impl Node {
         let traces = Arc::new(Mutex::new(TraceStore::new(StoreLimits {
             max_traces: config.max_traces,
             max_spans_per_trace: config.max_spans_per_trace,
+            max_bytes: config.trace_bytes(),
         })));
         let pipeline = Pipeline::from_config(&config)?;
         // One pipeline: the store keeps user spans, the export gets all.
@@ -345,18 +346,29 @@ impl Node {
         self.state.write_error(&src, &dest, None, e);
     }
 
+    /// An error (12) for a line the parser refused, addressed with what a
+    /// tolerant scan could read of it: from its `dest` (else the node) to
+    /// its `src` (else the last `src` seen, else `"client"`), in reply to
+    /// its `msg_id` when one was read. A refused line does not change where
+    /// later bare bodies are answered.
+    fn error_refused(&mut self, r: codec::Refused) {
+        let src = r.dest.unwrap_or_else(|| self.state.own_id().to_owned());
+        let dest = r.src.unwrap_or_else(|| {
+            self.state
+                .last_src
+                .clone()
+                .unwrap_or_else(|| "client".to_owned())
+        });
+        self.state
+            .write_error(&src, &dest, r.msg_id, &Error::malformed(r.text));
+    }
+
     /// Handles one line. Never panics on client input; a handler's panic is
     /// caught and answered with error 13.
     pub fn handle_line(&mut self, line: &[u8]) {
         let text = match std::str::from_utf8(line) {
             Ok(t) => t,
-            Err(e) => {
-                let e = Error::malformed(format!(
-                    "input is not valid UTF-8 (bad byte at offset {})",
-                    e.valid_up_to()
-                ));
-                return self.error_unaddressed(&e);
-            }
+            Err(e) => return self.error_refused(codec::refuse_utf8(line, e.valid_up_to())),
         };
         if text.trim().is_empty() {
             return; // blank lines separate nothing and ask nothing
@@ -364,7 +376,7 @@ impl Node {
         // The one parse of the line: envelope, body members, raw values.
         let msg = match codec::parse_line(text) {
             Ok(m) => m,
-            Err(why) => return self.error_unaddressed(&Error::malformed(why)),
+            Err(refused) => return self.error_refused(refused),
         };
         let body = match &msg.body {
             Ok(b) => b,

@@ -53,7 +53,10 @@ impl State {
             node_ids: Vec::new(),
             last_src: None,
             plugins: HashMap::new(),
-            logs: Arc::new(Mutex::new(LogStore::new(config.max_logs))),
+            logs: Arc::new(Mutex::new(LogStore::with_bytes(
+                config.max_logs,
+                config.log_bytes(),
+            ))),
             traces,
             tracer,
             config,

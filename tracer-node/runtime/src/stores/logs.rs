@@ -32,6 +32,22 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// Bytes the log store charges for keeping the entry: the entry, the
+    /// strings it owns alone (the message and ids; the service and level
+    /// are shared spellings), its attributes' JSON, and its places in the
+    /// trace and service indexes.
+    pub fn bytes(&self) -> usize {
+        const INDEXES: usize = 2 * 8 + 16; // a sequence number in each index, with slack
+        let own = |s: &Option<Arc<str>>| s.as_deref().map_or(0, |s| s.len() + 16);
+        std::mem::size_of::<LogEntry>()
+            + INDEXES
+            + self.message.len()
+            + 16
+            + own(&self.trace_id)
+            + own(&self.span_id)
+            + self.attributes.as_ref().map_or(0, |a| a.get().len() + 16)
+    }
+
     /// The entry as a log record for export, written at `time_unix_nanos`
     /// in `span` (when the entry names no span itself). Ids that are not
     /// W3C ids, and the attributes' JSON, go along as attributes.
@@ -121,8 +137,13 @@ impl Default for LogQuery<'_> {
 pub struct LogStats {
     /// Entries stored since start.
     pub stored: u64,
-    /// Entries evicted, oldest first, to stay under the cap.
+    /// Entries evicted, oldest first, to stay under the caps (count and
+    /// bytes).
     pub dropped: u64,
+    /// Of those, entries evicted because the byte budget was full.
+    pub dropped_for_bytes: u64,
+    /// Entries refused: larger than the whole byte budget.
+    pub refused_too_large: u64,
 }
 
 /// Log entries in arrival order, capped; the oldest entry goes first.
@@ -137,6 +158,10 @@ pub struct LogStore {
     stats: LogStats,
     /// Level spellings seen, shared by the entries.
     levels: Vec<Arc<str>>,
+    /// What the entries are charged, in bytes ([`LogEntry::bytes`]), and
+    /// the most they may be.
+    bytes: usize,
+    max_bytes: usize,
 }
 
 /// Distinct level spellings shared, at most.
@@ -146,8 +171,14 @@ impl LogStore {
     /// The default cap: a little over a million entries.
     pub const DEFAULT_CAP: usize = 1 << 20;
 
-    /// An empty store holding at most `cap` entries.
+    /// An empty store holding at most `cap` entries (and no byte budget
+    /// but what they take).
     pub fn new(cap: usize) -> Self {
+        Self::with_bytes(cap, usize::MAX)
+    }
+
+    /// An empty store holding at most `cap` entries and `max_bytes` bytes.
+    pub fn with_bytes(cap: usize, max_bytes: usize) -> Self {
         LogStore {
             entries: VecDeque::new(),
             first_seq: 0,
@@ -156,7 +187,25 @@ impl LogStore {
             cap: cap.max(1),
             stats: LogStats::default(),
             levels: Vec::new(),
+            bytes: 0,
+            max_bytes: max_bytes.max(1),
         }
+    }
+
+    /// Whether an entry could be stored at all (it is not larger than the
+    /// whole byte budget).
+    pub fn fits(&self, entry: &LogEntry) -> bool {
+        entry.bytes() <= self.max_bytes
+    }
+
+    /// Bytes the entries are charged now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The byte budget.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// The shared copy of a service name, so that a million entries of one
@@ -182,11 +231,23 @@ impl LogStore {
         l
     }
 
-    /// Stores an entry, evicting the oldest when full.
-    pub fn push(&mut self, entry: LogEntry) {
+    /// Stores an entry, evicting the oldest when full (in count or in
+    /// bytes). Returns whether it was stored: an entry larger than the
+    /// whole byte budget is refused (and counted), nothing evicted for it.
+    pub fn push(&mut self, entry: LogEntry) -> bool {
+        let cost = entry.bytes();
+        if cost > self.max_bytes {
+            self.stats.refused_too_large += 1;
+            return false;
+        }
         if self.entries.len() >= self.cap {
             self.evict_oldest();
         }
+        while self.bytes + cost > self.max_bytes && !self.entries.is_empty() {
+            self.evict_oldest();
+            self.stats.dropped_for_bytes += 1;
+        }
+        self.bytes += cost;
         let seq = self.first_seq + self.entries.len() as u64;
         if let Some(t) = &entry.trace_id {
             self.by_trace
@@ -203,6 +264,7 @@ impl LogStore {
         }
         self.entries.push_back(entry);
         self.stats.stored += 1;
+        true
     }
 
     fn evict_oldest(&mut self) {
@@ -212,6 +274,7 @@ impl LogStore {
         let seq = self.first_seq;
         self.first_seq += 1;
         self.stats.dropped += 1;
+        self.bytes -= old.bytes();
         // Index lists are in arrival order, so the evicted entry is at the front.
         if let Some(t) = &old.trace_id {
             let key = TraceKey::new(t);
@@ -391,7 +454,8 @@ mod tests {
             s.stats(),
             LogStats {
                 stored: 5,
-                dropped: 2
+                dropped: 2,
+                ..LogStats::default()
             }
         );
         let even: Vec<_> = s
@@ -423,5 +487,32 @@ mod tests {
         assert_eq!(store.levels.len(), MAX_LEVELS);
         let c = store.intern_level("INFO");
         assert!(Arc::ptr_eq(&a, &c), "a level seen first stays shared");
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_entries_and_refuses_what_never_fits() {
+        let probe = |store: &mut LogStore| entry(store, "svc", "m0000", Some("t"));
+        let mut sizer = LogStore::new(10);
+        let one = probe(&mut sizer).bytes();
+        let mut store = LogStore::with_bytes(1_000, 5 * one);
+        for i in 0..20 {
+            let e = entry(&mut store, "svc", &format!("m{i:04}"), Some("t"));
+            assert!(store.push(e));
+            assert!(store.bytes() <= 5 * one);
+        }
+        assert_eq!(store.len(), 5);
+        let st = store.stats();
+        assert_eq!((st.dropped, st.dropped_for_bytes), (15, 15));
+        let kept: Vec<&str> = store
+            .search(&LogQuery::default())
+            .iter()
+            .map(|e| &*e.message)
+            .collect();
+        assert_eq!(kept, ["m0015", "m0016", "m0017", "m0018", "m0019"]);
+        let big = entry(&mut store, "svc", &"x".repeat(10 * one), None);
+        assert!(!store.fits(&big));
+        assert!(!store.push(big));
+        assert_eq!(store.len(), 5, "nothing evicted for it");
+        assert_eq!(store.stats().refused_too_large, 1);
     }
 }

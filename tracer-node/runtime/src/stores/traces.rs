@@ -13,6 +13,9 @@ pub struct StoreLimits {
     pub max_traces: usize,
     /// Spans kept per trace; later spans of a full trace are dropped.
     pub max_spans_per_trace: usize,
+    /// Bytes the stored spans may hold (see [`span_bytes`]); past it the
+    /// oldest traces go first.
+    pub max_bytes: usize,
 }
 
 impl Default for StoreLimits {
@@ -20,8 +23,61 @@ impl Default for StoreLimits {
         StoreLimits {
             max_traces: 10_000,
             max_spans_per_trace: 1_000,
+            max_bytes: 128 << 20,
         }
     }
+}
+
+// A `&Cow`, not a `&str`: whether the string is owned is the point.
+#[allow(clippy::ptr_arg)]
+fn str_bytes(s: &std::borrow::Cow<'static, str>) -> usize {
+    match s {
+        std::borrow::Cow::Borrowed(_) => 0, // a static string, shared
+        std::borrow::Cow::Owned(o) => o.capacity(),
+    }
+}
+
+fn attr_bytes(kvs: &[tracer_core::KeyValue]) -> usize {
+    use tracer_core::{Array, Value};
+    kvs.iter()
+        .map(|kv| {
+            std::mem::size_of::<tracer_core::KeyValue>()
+                + str_bytes(&kv.key)
+                + match &kv.value {
+                    Value::String(v) => str_bytes(v),
+                    Value::Array(Array::String(v)) => {
+                        v.iter().map(|s| 24 + str_bytes(s)).sum::<usize>()
+                    }
+                    Value::Array(Array::Bool(v)) => v.len(),
+                    Value::Array(Array::I64(v)) => 8 * v.len(),
+                    Value::Array(Array::F64(v)) => 8 * v.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// Bytes the store charges for keeping a span: the span itself, every
+/// string, attribute, event and link it owns, and its entry in the span
+/// index. What the span really holds, give or take allocator rounding.
+pub fn span_bytes(s: &SpanData) -> usize {
+    const INDEX_ENTRY: usize = 48; // span id -> trace id, with hash table slack
+    std::mem::size_of::<SpanData>()
+        + INDEX_ENTRY
+        + str_bytes(&s.name)
+        + attr_bytes(&s.attributes)
+        + s.events
+            .iter()
+            .map(|e| std::mem::size_of_val(e) + str_bytes(&e.name) + attr_bytes(&e.attributes))
+            .sum::<usize>()
+        + s.links
+            .iter()
+            .map(|l| std::mem::size_of_val(l) + attr_bytes(&l.attributes))
+            .sum::<usize>()
+        + match &s.status {
+            tracer_core::Status::Error(m) => str_bytes(m),
+            _ => 0,
+        }
 }
 
 /// What a [`TraceStore`] has taken in and let go.
@@ -40,6 +96,11 @@ pub struct StoreStats {
     /// Spans the node made for messages (their SERVER span, its sends)
     /// that left a full trace to make room for a span a user sent.
     pub node_spans_displaced: u64,
+    /// Traces evicted (oldest first) because the byte budget was full.
+    pub traces_evicted_for_bytes: u64,
+    /// Spans refused: larger than the whole byte budget, or no room left
+    /// once every other trace had gone.
+    pub spans_refused_for_bytes: u64,
 }
 
 /// Whether the node made this span for a message it handled: the sidecar's
@@ -64,6 +125,8 @@ pub struct StoredTrace {
     /// [`SpanId`] is a hash of the spelling). Made on first use: most traces
     /// have none, and a trace in the store stays small.
     span_names: Option<Box<HashMap<SpanId, Box<str>>>>,
+    /// What its spans and spellings are charged, in bytes.
+    bytes: usize,
 }
 
 impl StoredTrace {
@@ -173,6 +236,8 @@ pub struct TraceStore {
     span_index: HashMap<SpanId, TraceId>,
     limits: StoreLimits,
     stats: StoreStats,
+    /// What every stored trace is charged, in bytes.
+    bytes: usize,
 }
 
 impl Default for TraceStore {
@@ -191,8 +256,10 @@ impl TraceStore {
             limits: StoreLimits {
                 max_traces: limits.max_traces.max(1),
                 max_spans_per_trace: limits.max_spans_per_trace.max(1),
+                max_bytes: limits.max_bytes.max(1),
             },
             stats: StoreStats::default(),
+            bytes: 0,
         }
     }
 
@@ -201,6 +268,11 @@ impl TraceStore {
     pub fn insert(&mut self, span: SpanData) -> bool {
         let id = span.context.trace_id();
         let span_id = span.context.span_id();
+        let cost = span_bytes(&span);
+        if cost > self.limits.max_bytes {
+            self.stats.spans_refused_for_bytes += 1;
+            return false;
+        }
         if let Some(t) = self.traces.get_mut(&id) {
             if t.spans.len() >= self.limits.max_spans_per_trace {
                 // A full trace: a user's span takes the place of the oldest
@@ -212,42 +284,62 @@ impl TraceStore {
                     self.stats.spans_dropped += 1;
                     return false;
                 };
-                let gone = t.spans.remove(i).context.span_id();
-                if self.span_index.get(&gone) == Some(&id) {
-                    self.span_index.remove(&gone);
+                let gone = t.spans.remove(i);
+                let freed = span_bytes(&gone);
+                t.bytes -= freed;
+                self.bytes -= freed;
+                if self.span_index.get(&gone.context.span_id()) == Some(&id) {
+                    self.span_index.remove(&gone.context.span_id());
                 }
                 self.stats.node_spans_displaced += 1;
             }
-            t.spans.push(span);
-            self.stats.spans_stored += 1;
-            self.span_index.insert(span_id, id);
-            return true;
+        } else {
+            while self.traces.len() >= self.limits.max_traces {
+                if !self.evict_oldest(None) {
+                    break;
+                }
+            }
+            self.order.push_back(id);
+            self.traces.insert(id, StoredTrace::default());
         }
-        while self.traces.len() >= self.limits.max_traces {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(t) = self.traces.remove(&old) {
-                self.stats.traces_evicted += 1;
-                self.stats.spans_evicted += t.spans.len() as u64;
-                for s in &t.spans {
-                    let sid = s.context.span_id();
-                    if self.span_index.get(&sid) == Some(&old) {
-                        self.span_index.remove(&sid);
-                    }
+        // The byte budget: the oldest other traces go first.
+        while self.bytes + cost > self.limits.max_bytes {
+            if !self.evict_oldest(Some(id)) {
+                self.stats.spans_refused_for_bytes += 1;
+                if self.traces.get(&id).is_some_and(|t| t.spans.is_empty()) {
+                    self.traces.remove(&id);
+                    self.order.retain(|t| *t != id);
+                }
+                return false;
+            }
+            self.stats.traces_evicted_for_bytes += 1;
+        }
+        let t = self.traces.get_mut(&id).expect("made above");
+        t.spans.push(span);
+        t.bytes += cost;
+        self.bytes += cost;
+        self.stats.spans_stored += 1;
+        self.span_index.insert(span_id, id);
+        true
+    }
+
+    /// Evicts the oldest trace other than `keep`; whether one went.
+    fn evict_oldest(&mut self, keep: Option<TraceId>) -> bool {
+        let pos = self.order.iter().position(|t| Some(*t) != keep);
+        let Some(old) = pos.and_then(|i| self.order.remove(i)) else {
+            return false;
+        };
+        if let Some(t) = self.traces.remove(&old) {
+            self.bytes -= t.bytes;
+            self.stats.traces_evicted += 1;
+            self.stats.spans_evicted += t.spans.len() as u64;
+            for s in &t.spans {
+                let sid = s.context.span_id();
+                if self.span_index.get(&sid) == Some(&old) {
+                    self.span_index.remove(&sid);
                 }
             }
         }
-        self.order.push_back(id);
-        self.traces.insert(
-            id,
-            StoredTrace {
-                spans: vec![span],
-                ..StoredTrace::default()
-            },
-        );
-        self.span_index.insert(span_id, id);
-        self.stats.spans_stored += 1;
         true
     }
 
@@ -256,15 +348,16 @@ impl TraceStore {
     /// Returns whether the span is stored.
     pub fn upsert(&mut self, span: SpanData) -> bool {
         let (id, span_id) = (span.context.trace_id(), span.context.span_id());
-        if let Some(slot) = self
-            .traces
-            .get_mut(&id)
-            .and_then(|t| t.spans.iter_mut().find(|s| s.context.span_id() == span_id))
-        {
-            *slot = span;
-            self.stats.spans_replaced += 1;
-            self.span_index.insert(span_id, id);
-            return true;
+        if let Some(t) = self.traces.get_mut(&id) {
+            if let Some(slot) = t.spans.iter_mut().find(|s| s.context.span_id() == span_id) {
+                let (old, new) = (span_bytes(slot), span_bytes(&span));
+                *slot = span;
+                t.bytes = t.bytes - old + new;
+                self.bytes = self.bytes - old + new;
+                self.stats.spans_replaced += 1;
+                self.span_index.insert(span_id, id);
+                return true;
+            }
         }
         self.insert(span)
     }
@@ -276,6 +369,8 @@ impl TraceStore {
             Some(t) => {
                 if t.name.is_none() {
                     t.name = Some(spelled.into());
+                    t.bytes += spelled.len();
+                    self.bytes += spelled.len();
                 }
                 true
             }
@@ -294,7 +389,12 @@ impl TraceStore {
         if let Some(t) = self.traces.get_mut(&trace) {
             let names = t.span_names.get_or_insert_with(Box::default);
             if names.len() < cap || names.contains_key(&id) {
-                names.insert(id, spelled.into());
+                // A spelling is charged its text and its map entry.
+                let cost = spelled.len() + 32;
+                if names.insert(id, spelled.into()).is_none() {
+                    t.bytes += cost;
+                    self.bytes += cost;
+                }
             }
         }
     }
@@ -370,6 +470,12 @@ impl TraceStore {
     /// The counters.
     pub fn stats(&self) -> StoreStats {
         self.stats
+    }
+
+    /// Bytes the stored traces are charged now (at most
+    /// [`StoreLimits::max_bytes`], give or take the spellings of ids).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -473,10 +579,41 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_evicts_the_oldest_traces_and_refuses_what_never_fits() {
+        let one = span_bytes(&spans(1, 1)[0]);
+        let mut store = TraceStore::new(StoreLimits {
+            max_traces: 1_000,
+            max_spans_per_trace: 1_000,
+            max_bytes: 10 * one + one / 2,
+        });
+        let all = spans(30, 1);
+        let first = all[0].context.trace_id();
+        for s in all {
+            assert!(store.insert(s));
+            assert!(store.bytes() <= 10 * one + one / 2);
+        }
+        assert_eq!(store.len(), 10, "ten spans fit");
+        assert!(store.get(first).is_none(), "the oldest went first");
+        let st = store.stats();
+        assert_eq!(st.traces_evicted_for_bytes, 20);
+        assert_eq!(st.traces_evicted, 20);
+        // A span larger than the whole budget is refused, nothing evicted.
+        let mut big = spans(1, 1).pop().unwrap();
+        big.name = "x".repeat(20 * one).into();
+        assert!(!store.insert(big));
+        assert_eq!(store.len(), 10);
+        assert_eq!(store.stats().spans_refused_for_bytes, 1);
+        // What a trace is charged leaves with it.
+        while store.evict_oldest(None) {}
+        assert_eq!(store.bytes(), 0);
+    }
+
+    #[test]
     fn evicts_oldest_trace_and_counts() {
         let mut store = TraceStore::new(StoreLimits {
             max_traces: 2,
             max_spans_per_trace: 2,
+            ..StoreLimits::default()
         });
         let all = spans(3, 3);
         let first = all[0].context.trace_id();
@@ -611,6 +748,7 @@ mod tests {
         let mut store = TraceStore::new(StoreLimits {
             max_traces: 1,
             max_spans_per_trace: 1,
+            ..StoreLimits::default()
         });
         let (a, b) = (trace_id_for("a"), trace_id_for("b"));
         assert!(store.insert(span_in(a, SpanId::from_u64(1), None, "a")));
