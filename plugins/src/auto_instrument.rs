@@ -94,6 +94,13 @@ fn get() -> String {
     "GET".to_owned()
 }
 
+/// The longest request path taken, in bytes (what common HTTP servers
+/// take before they answer 414).
+pub const MAX_PATH: usize = 8 << 10;
+
+/// The longest method taken, in bytes.
+pub const MAX_METHOD: usize = 64;
+
 /// `http_request {path, method = "GET", headers?}`.
 #[derive(Deserialize)]
 pub struct HttpRequest {
@@ -233,6 +240,23 @@ fn forward(rest: &[Service], req: &HttpRequest, parent: Option<SpanContext>, hop
 /// continuing the trace of a valid `traceparent` in `headers`.
 #[handler("http_request", always_reply, own_span)]
 pub fn http_request(ctx: &mut Ctx<'_>, req: HttpRequest) -> Result<HttpReply, Error> {
+    if req.path.len() > MAX_PATH {
+        // As an HTTP server answers 414: each span of the chain would hold
+        // the path twice (its name and `url.path`).
+        return Err(Error::bad_field(
+            "path",
+            format!(
+                "{} bytes is longer than the {MAX_PATH} a request path may be",
+                req.path.len()
+            ),
+        ));
+    }
+    if req.method.len() > MAX_METHOD {
+        return Err(Error::bad_field(
+            "method",
+            format!("longer than the {MAX_METHOD} bytes a method may be"),
+        ));
+    }
     if let Some(h) = &req.headers {
         if headers_from_json(h).is_none() {
             return Err(Error::bad_field(

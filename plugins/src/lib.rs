@@ -9,6 +9,7 @@ pub mod debug;
 pub mod logs;
 pub mod manual_instrument;
 pub mod proxy;
+pub mod reconstruct;
 pub mod spans;
 pub mod stats;
 pub mod traces;

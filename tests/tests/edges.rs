@@ -157,3 +157,51 @@ fn peers_are_trusted_only_with_what_they_were_asked() {
         .any(|s| s["span_id"] == "4444444444444444"));
     node.finish();
 }
+
+/// A request path of a megabyte through 256 services would make 256 spans
+/// holding it twice each: it is refused, as an HTTP server answers 414.
+#[test]
+fn an_oversized_request_path_is_refused_not_multiplied() {
+    let mut node = Node::spawn();
+    let services: Vec<String> = (0..256).map(|i| format!("svc-{i}")).collect();
+    let r = node.call(json!({"type": "instrument_service", "services": services}));
+    assert_eq!(r["type"], "instrument_service_ok", "{r}");
+    let r = node.call(json!({"type": "http_request", "path": format!("/{}", "p".repeat(1 << 20))}));
+    assert_error(&r, 12, &["path", "8192"]);
+    let r = node.call(json!({"type": "http_request", "path": "/ok"}));
+    assert_eq!(r["type"], "trace_complete", "{r}");
+    assert_eq!(r["span_count"], 256);
+    let peak = node.peak_rss().unwrap();
+    assert!(peak < 100 << 20, "peak {} MiB", peak >> 20);
+    node.finish();
+}
+
+/// `reconstruct_trace` measures the tree a client lists, and refuses a
+/// cycle or a missing parent naming the span.
+#[test]
+fn reconstruct_trace_measures_the_tree_and_refuses_cycles() {
+    let mut node = Node::spawn();
+    let r = node.call(json!({"type": "reconstruct_trace", "spans": [
+        {"trace_id": "t", "span_id": "a", "parent": null},
+        {"trace_id": "t", "span_id": "b", "parent": "a"},
+        {"trace_id": "t", "span_id": "c", "parent": "b"}
+    ]}));
+    tests::assert_keys(
+        &r,
+        &["type", "in_reply_to", "trace_id", "span_count", "depth"],
+    );
+    assert_eq!(
+        (&r["trace_id"], &r["span_count"], &r["depth"]),
+        (&json!("t"), &json!(3), &json!(3))
+    );
+    let r = node.call(json!({"type": "reconstruct_trace", "spans": [
+        {"trace_id": "t", "span_id": "a", "parent": "b"},
+        {"trace_id": "t", "span_id": "b", "parent": "a"}
+    ]}));
+    assert_error(&r, 12, &["spans[", "cycle"]);
+    let r = node.call(json!({"type": "reconstruct_trace", "spans": [
+        {"trace_id": "t", "span_id": "a", "parent": "gone"}
+    ]}));
+    assert_error(&r, 12, &["spans[0]", "gone"]);
+    node.finish();
+}
