@@ -28,6 +28,12 @@ pub const QUIET: Duration = Duration::from_millis(100);
 pub const MAX_PENDING: usize = 10_000;
 /// Traces remembered as reported, to recognize late spans.
 pub const MAX_REPORTED: usize = 100_000;
+/// Span ids followed in one pending trace, at most (past it the trace's
+/// further spans are stored but not followed: its notice may not come).
+pub const MAX_FOLLOWED_PER_TRACE: usize = 10_000;
+/// Span and parent ids followed over all pending traces, at most (about
+/// 50 MB): past it the oldest pending traces are forgotten.
+pub const MAX_FOLLOWED: usize = 1 << 20;
 
 /// A trace being collected.
 struct Pending {
@@ -56,6 +62,12 @@ impl Pending {
 struct Collector {
     pending: BoundedMap<TraceId, Pending>,
     reported: BoundedMap<TraceId, ()>,
+    /// Ids held in the pending traces' sets, over all of them.
+    followed: usize,
+    /// Pending traces forgotten to keep `followed` bounded.
+    forgotten_for_size: u64,
+    /// Spans not followed because their trace followed the most it may.
+    not_followed: u64,
 }
 
 impl Default for Collector {
@@ -63,6 +75,9 @@ impl Default for Collector {
         Collector {
             pending: BoundedMap::new(MAX_PENDING),
             reported: BoundedMap::new(MAX_REPORTED),
+            followed: 0,
+            forgotten_for_size: 0,
+            not_followed: 0,
         }
     }
 }
@@ -83,6 +98,8 @@ impl Collector {
     /// Records a span of a trace not yet reported; whether a timer must
     /// be armed for its trace.
     fn note(&mut self, id: TraceId, name: &str, from: &str, span: &SpanData, now: Instant) -> bool {
+        let before = self.pending.len();
+        let evicted_before = self.pending.evicted();
         let p = self.pending.get_or_insert_with(id, || Pending {
             name: name.to_owned(),
             notify: from.to_owned(),
@@ -92,21 +109,44 @@ impl Collector {
             last: now,
             armed: false,
         });
+        let held = |p: &Pending| p.spans.len() + p.missing.len();
+        let was = held(p);
         let sid = span.context.span_id();
-        p.spans.insert(sid);
-        p.missing.remove(&sid);
-        match span.parent_span_id {
-            Some(parent) if !p.spans.contains(&parent) => {
-                p.missing.insert(parent);
+        if p.spans.len() < MAX_FOLLOWED_PER_TRACE {
+            p.spans.insert(sid);
+            p.missing.remove(&sid);
+            match span.parent_span_id {
+                Some(parent) if !p.spans.contains(&parent) => {
+                    p.missing.insert(parent);
+                }
+                Some(_) => {}
+                None => {
+                    p.has_root = true;
+                    p.notify = from.to_owned();
+                }
             }
-            Some(_) => {}
-            None => {
-                p.has_root = true;
-                p.notify = from.to_owned();
-            }
+        } else {
+            self.not_followed += 1;
         }
         p.last = now;
-        !std::mem::replace(&mut p.armed, true)
+        let arm = !std::mem::replace(&mut p.armed, true);
+        let now_held = held(p);
+        self.followed = self.followed + now_held - was;
+        if self.pending.evicted() > evicted_before || self.pending.len() < before {
+            // The map let its oldest trace go to make room: recount.
+            self.followed = self.pending.iter().map(|(_, p)| held(p)).sum();
+        }
+        while self.followed > MAX_FOLLOWED {
+            let Some((old, gone)) = self.pending.pop_oldest() else {
+                break;
+            };
+            self.followed -= held(&gone);
+            self.forgotten_for_size += 1;
+            if old == id {
+                break; // the trace being noted was the oldest: it goes too
+            }
+        }
+        arm
     }
 
     /// A timer's look at a trace at `now`.
@@ -128,21 +168,29 @@ impl Collector {
 }
 
 impl Collector {
-    /// Evictions so far: traces dropped from following, reported traces
-    /// forgotten.
-    fn evictions(&self) -> (u64, u64) {
-        (self.pending.evicted(), self.reported.evicted())
+    /// Evictions so far: traces dropped from following (for the count cap
+    /// or the size cap), reported traces forgotten.
+    fn evictions(&self) -> (u64, u64, u64) {
+        (
+            self.pending.evicted() + self.forgotten_for_size,
+            self.reported.evicted(),
+            self.not_followed,
+        )
     }
 }
 
-/// Counts in `stats` what the collector's maps let go since `before`.
-fn count_evictions(ctx: &mut Ctx<'_>, before: (u64, u64)) {
+/// Counts in `stats` what the collector let go since `before`.
+fn count_evictions(ctx: &mut Ctx<'_>, before: (u64, u64, u64)) {
     let after = ctx.state::<Collector>().evictions();
-    if after.0 > before.0 {
-        ctx.count_drop("collector.traces_forgotten", after.0 - before.0);
-    }
-    if after.1 > before.1 {
-        ctx.count_drop("collector.reported_forgotten", after.1 - before.1);
+    let places = [
+        ("collector.traces_forgotten", after.0 - before.0),
+        ("collector.reported_forgotten", after.1 - before.1),
+        ("collector.spans_not_followed", after.2 - before.2),
+    ];
+    for (what, n) in places {
+        if n > 0 {
+            ctx.count_drop(what, n);
+        }
     }
 }
 
@@ -156,7 +204,12 @@ fn look_at(ctx: &mut Ctx<'_>, id: TraceId) {
         Quiet::NotYet(left) => arm(ctx, id, left),
         Quiet::Waiting => {}
         Quiet::Complete => {
-            if let Some(p) = ctx.state::<Collector>().pending.remove(&id) {
+            let state = ctx.state::<Collector>();
+            let gone = state.pending.remove(&id);
+            if let Some(p) = &gone {
+                state.followed -= p.spans.len() + p.missing.len();
+            }
+            if let Some(p) = gone {
                 let notice = TraceComplete {
                     trace_id: p.name,
                     span_count: p.spans.len(),
@@ -460,6 +513,44 @@ mod tests {
         assert_eq!(percent(0.005), "0.5%");
         assert_eq!(percent(1.0 / 3.0), "33.3333%");
         assert_eq!(percent(0.0), "0%");
+    }
+
+    #[test]
+    fn followed_ids_are_bounded_per_trace_and_in_all() {
+        let t0 = Instant::now();
+        let mut c = Collector::default();
+        let t = TraceId::from_u128(7);
+        for i in 0..(MAX_FOLLOWED_PER_TRACE as u64 + 10) {
+            c.note(t, "t", "a", &data(i + 2, Some(1)), t0);
+        }
+        let p = c.pending.get(&t).unwrap();
+        assert_eq!(p.spans.len(), MAX_FOLLOWED_PER_TRACE);
+        assert_eq!(c.not_followed, 10);
+        assert_eq!(
+            c.followed,
+            MAX_FOLLOWED_PER_TRACE + 1,
+            "spans and the missing parent"
+        );
+        // Many big pending traces: the oldest are forgotten past the cap.
+        for k in 0..200u128 {
+            for i in 0..9_000u64 {
+                c.note(
+                    TraceId::from_u128(100 + k),
+                    "t",
+                    "a",
+                    &data(i + 2, Some(1)),
+                    t0,
+                );
+            }
+            assert!(c.followed <= MAX_FOLLOWED);
+        }
+        assert!(c.forgotten_for_size > 0);
+        let recount: usize = c
+            .pending
+            .iter()
+            .map(|(_, p)| p.spans.len() + p.missing.len())
+            .sum();
+        assert_eq!(c.followed, recount, "the running count is exact");
     }
 
     #[test]
