@@ -31,9 +31,9 @@ pub const MAX_REPORTED: usize = 100_000;
 /// Span ids followed in one pending trace, at most (past it the trace's
 /// further spans are stored but not followed: its notice may not come).
 pub const MAX_FOLLOWED_PER_TRACE: usize = 10_000;
-/// Span and parent ids followed over all pending traces, at most (about
-/// 50 MB): past it the oldest pending traces are forgotten.
-pub const MAX_FOLLOWED: usize = 1 << 20;
+/// Bytes one followed id takes in a pending trace's sets, hash table slack
+/// included: what the bookkeeping share of the memory budget is divided by.
+pub const BYTES_PER_FOLLOWED_ID: usize = 48;
 
 /// A trace being collected.
 struct Pending {
@@ -64,6 +64,9 @@ struct Collector {
     reported: BoundedMap<TraceId, ()>,
     /// Ids held in the pending traces' sets, over all of them.
     followed: usize,
+    /// The most `followed` may be: the bookkeeping share of the memory
+    /// budget, in ids (set at the first span).
+    max_followed: usize,
     /// Pending traces forgotten to keep `followed` bounded.
     forgotten_for_size: u64,
     /// Spans not followed because their trace followed the most it may.
@@ -76,6 +79,7 @@ impl Default for Collector {
             pending: BoundedMap::new(MAX_PENDING),
             reported: BoundedMap::new(MAX_REPORTED),
             followed: 0,
+            max_followed: usize::MAX,
             forgotten_for_size: 0,
             not_followed: 0,
         }
@@ -136,7 +140,7 @@ impl Collector {
             // The map let its oldest trace go to make room: recount.
             self.followed = self.pending.iter().map(|(_, p)| held(p)).sum();
         }
-        while self.followed > MAX_FOLLOWED {
+        while self.followed > self.max_followed {
             let Some((old, gone)) = self.pending.pop_oldest() else {
                 break;
             };
@@ -415,7 +419,9 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
     };
     let sid = data.context.span_id();
     let parent = data.parent_span_id;
+    let max_followed = (ctx.config().bookkeeping_bytes() / BYTES_PER_FOLLOWED_ID).max(1024);
     let state = ctx.state::<Collector>();
+    state.max_followed = max_followed;
     let before = state.evictions();
     let arm_timer = if state.reported.contains_key(&trace) {
         reply.action = Some("update_trace");
@@ -518,7 +524,10 @@ mod tests {
     #[test]
     fn followed_ids_are_bounded_per_trace_and_in_all() {
         let t0 = Instant::now();
-        let mut c = Collector::default();
+        let mut c = Collector {
+            max_followed: 1 << 20,
+            ..Collector::default()
+        };
         let t = TraceId::from_u128(7);
         for i in 0..(MAX_FOLLOWED_PER_TRACE as u64 + 10) {
             c.note(t, "t", "a", &data(i + 2, Some(1)), t0);
@@ -542,7 +551,7 @@ mod tests {
                     t0,
                 );
             }
-            assert!(c.followed <= MAX_FOLLOWED);
+            assert!(c.followed <= c.max_followed);
         }
         assert!(c.forgotten_for_size > 0);
         let recount: usize = c

@@ -26,8 +26,9 @@ pub struct Config {
     pub max_spans_per_trace: usize,
     /// `TRACER_MAX_LINE`: longest input line in bytes.
     pub max_line: usize,
-    /// `TRACER_MAX_MEMORY`: the bytes the stores of user data may hold,
-    /// half for traces and half for logs (see [`Config::trace_bytes`]).
+    /// `TRACER_MAX_MEMORY`: the bytes the node's data may hold: 45 % for
+    /// the trace store, 45 % for the log store, 10 % for bookkeeping (see
+    /// [`Config::trace_bytes`]).
     pub max_memory: usize,
     /// `TRACER_DEBUG_HANDLERS=1`: serve the fault-injection messages
     /// (`debug_panic`) that test suites use.
@@ -66,14 +67,20 @@ pub struct ExportConfig {
 }
 
 impl Config {
-    /// The trace store's share of [`max_memory`](Config::max_memory).
+    /// The trace store's share of [`max_memory`](Config::max_memory): 45 %.
     pub fn trace_bytes(&self) -> usize {
-        self.max_memory / 2
+        self.max_memory / 100 * 45
     }
 
-    /// The log store's share of [`max_memory`](Config::max_memory).
+    /// The log store's share of [`max_memory`](Config::max_memory): 45 %.
     pub fn log_bytes(&self) -> usize {
-        self.max_memory - self.trace_bytes()
+        self.max_memory / 100 * 45
+    }
+
+    /// What is left for bookkeeping (the collector's followed ids):
+    /// 10 % of [`max_memory`](Config::max_memory).
+    pub fn bookkeeping_bytes(&self) -> usize {
+        self.max_memory - self.trace_bytes() - self.log_bytes()
     }
 }
 
