@@ -10,7 +10,15 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 fn proxy(node: &mut Node, headers: Value) -> Value {
     let reply = node.call(json!({"type": "proxy_request", "headers": headers}));
     assert_eq!(reply["type"], "proxy_forward", "{reply}");
-    assert_keys(&reply, &["type", "in_reply_to", "headers", "span"]);
+    assert_keys(
+        &reply,
+        &["type", "in_reply_to", "headers", "span", "outbound"],
+    );
+    assert_eq!(
+        reply["outbound"],
+        json!([reply["headers"].clone()]),
+        "one call: its headers are the forwarded ones"
+    );
     reply
 }
 
@@ -40,7 +48,22 @@ fn continues_a_valid_parent_and_keeps_tracestate() {
     assert_eq!(span["sampled"], true);
     let sid = span["span_id"].as_str().unwrap();
     assert!(is_span_id(sid) && sid != "00f067aa0ba902b7");
-    assert_eq!(r["headers"]["traceparent"], format!("00-{TRACE}-{sid}-01"));
+    // Forwarded from the downstream call's CLIENT span, child of the
+    // SERVER span.
+    let tp = r["headers"]["traceparent"].as_str().unwrap();
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", TRACE, "01"), "{tp}");
+    let client = parts[2];
+    assert!(is_span_id(client) && client != sid, "{tp}");
+    let t = node.call(json!({"type": "get_trace", "trace_id": TRACE}));
+    let c = t["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["span_id"] == client)
+        .unwrap_or_else(|| panic!("client span {client} stored: {t}"));
+    assert_eq!(c["kind"], "CLIENT");
+    assert_eq!(c["parent_span_id"], sid);
     assert_eq!(
         r["headers"]["tracestate"],
         "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
@@ -203,4 +226,37 @@ fn bad_config_stops_start_up_naming_the_variable() {
     let f = node.finish_full();
     assert!(!f.status.success());
     assert!(f.stderr.contains("TRACER_MAX_LOGS"), "{}", f.stderr);
+}
+
+/// One incoming request, three downstream calls: one trace, each call with
+/// a parent id of its own (a CLIENT span each, child of the SERVER span).
+#[test]
+fn each_downstream_call_gets_its_own_client_span() {
+    let mut node = Node::spawn();
+    for headers in [
+        json!({"traceparent": TP}),
+        json!({}),
+        json!({"traceparent": "garbage"}),
+    ] {
+        let r = node.call(json!({"type": "proxy_request", "headers": headers, "outbound": 3}));
+        assert_eq!(r["type"], "proxy_forward", "{r}");
+        let calls = r["outbound"].as_array().unwrap();
+        assert_eq!(calls.len(), 3, "{r}");
+        assert_eq!(calls[0], r["headers"]);
+        let trace = r["span"]["trace_id"].as_str().unwrap();
+        let mut parents = std::collections::HashSet::new();
+        for c in calls {
+            let tp = c["traceparent"].as_str().unwrap();
+            let parts: Vec<&str> = tp.split('-').collect();
+            assert_eq!(parts[1], trace, "one trace: {r}");
+            assert_ne!(parts[2], r["span"]["span_id"].as_str().unwrap());
+            parents.insert(parts[2].to_owned());
+        }
+        assert_eq!(parents.len(), 3, "a parent id per call: {r}");
+    }
+    for bad in [json!(0), json!(-1), json!(65), json!(1.5), json!("3")] {
+        let r = node.call(json!({"type": "proxy_request", "headers": {}, "outbound": bad}));
+        assert_error(&r, 12, &["outbound"]);
+    }
+    node.finish();
 }

@@ -242,6 +242,14 @@ impl<'a> Ctx<'a> {
         &self.state.tracer
     }
 
+    /// Opens a CLIENT span named `name` for a call to `dest` (outside the
+    /// cluster: an HTTP call a sidecar forwards, say), child of the current
+    /// span, with the W3C headers that carry its context downstream. The
+    /// sidecar's own sends make theirs in [`send`](Self::send).
+    pub fn client_span(&self, name: &'static str, dest: &str) -> (Span, sidecar::Injected) {
+        sidecar::client_span(&self.state.tracer, name, self.req.reply_src, dest)
+    }
+
     /// The SERVER span the sidecar opened for this message (`None` for
     /// handlers registered with `own_span`).
     pub fn span(&mut self) -> Option<&mut Span> {
@@ -286,7 +294,8 @@ impl<'a> Ctx<'a> {
     fn start_request<T: Serialize + ?Sized>(&mut self, dest: &str, body: &T) -> (u64, Span) {
         self.state.last_msg_id += 1;
         let msg_id = self.state.last_msg_id;
-        let (span, injected) = sidecar::client_span(&self.state.tracer, self.req.reply_src, dest);
+        let (span, injected) =
+            sidecar::client_span(&self.state.tracer, "send", self.req.reply_src, dest);
         let env = Envelope {
             src: self.req.reply_src,
             dest,

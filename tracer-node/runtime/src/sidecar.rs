@@ -130,11 +130,17 @@ pub(crate) fn server_span(tracer: &Tracer, s: Server<'_>) -> Span {
     span
 }
 
-/// Opens the CLIENT span of a message sent to `dest`, child of the current
-/// span, and returns it with the headers that carry its context.
-pub(crate) fn client_span(tracer: &Tracer, service: &str, dest: &str) -> (Span, Injected) {
+/// Opens a CLIENT span named `name` for a call to `dest`, child of the
+/// current span, and returns it with the headers that carry its context
+/// (the sidecar's sends, and the downstream calls of `proxy_request`).
+pub(crate) fn client_span(
+    tracer: &Tracer,
+    name: &'static str,
+    service: &str,
+    dest: &str,
+) -> (Span, Injected) {
     let span = tracer
-        .span_builder("send")
+        .span_builder(name)
         .kind(SpanKind::Client)
         .attribute(attr::DESTINATION, dest.to_owned())
         .attribute(attr::SERVICE_NAME, service.to_owned())
@@ -189,7 +195,7 @@ mod tests {
         );
         assert!(server.context().is_self_telemetry());
         let _g = tracer_core::attach(server.context().clone());
-        let (client, headers) = client_span(&tracer, "n1", "n2");
+        let (client, headers) = client_span(&tracer, "send", "n1", "n2");
         assert!(client.context().is_self_telemetry(), "inherited");
         assert!(headers.traceparent.is_some());
         let joined = server_span(
