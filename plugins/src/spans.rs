@@ -242,7 +242,14 @@ pub fn create_span(ctx: &mut Ctx<'_>, req: CreateSpan) -> Result<SpanCreated, Er
         (Some(t), None) => builder.root_in(t),
         // An unknown parent outside any known trace: a new trace that
         // still records the parent the client named.
-        (None, Some(p)) => builder.parent(remote(TraceId::random(), p)),
+        (None, Some(p)) => builder.parent(SpanContext::new(
+            TraceId::random(),
+            p,
+            // A trace id made here is random (W3C Level 2's random flag).
+            TraceFlags::SAMPLED.with_random(true),
+            true,
+            TraceState::EMPTY,
+        )),
         (None, None) => builder.root(),
     };
     let span = builder.start();

@@ -3,7 +3,11 @@
 use crate::ids::{SpanId, TraceId};
 use crate::propagation::TraceState;
 
-/// W3C trace flags. Only the sampled bit is defined by Trace Context Level 1.
+/// W3C trace flags: the 8-bit `trace-flags` field of a `traceparent`.
+/// Trace Context Level 1 defines the sampled bit (`0x01`); Level 2 adds the
+/// random trace id bit (`0x02`). The other wire bits are reserved: they are
+/// kept as received, and [`Traceparent::format`](crate::Traceparent::format)
+/// writes them as zero.
 ///
 /// Beside the 8 bits that travel, one bit above them is local to the
 /// process: the self-telemetry mark (see
@@ -19,8 +23,13 @@ pub struct TraceFlags(u16);
 const SELF_TELEMETRY: u16 = 0x100;
 
 impl TraceFlags {
-    /// The `sampled` bit.
+    /// The `sampled` bit (Trace Context Level 1, 3.2.2.5.1).
     pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// The `random-trace-id` bit (Trace Context Level 2, 3.2.2.5.2): at
+    /// least the right-most 7 bytes of the trace id are random, uniformly
+    /// distributed. Set by the trace's root, propagated unchanged by every
+    /// span of the trace.
+    pub const RANDOM: TraceFlags = TraceFlags(0x02);
     /// No flag set.
     pub const NONE: TraceFlags = TraceFlags(0);
 
@@ -37,6 +46,20 @@ impl TraceFlags {
     /// Whether the sampled bit is set.
     pub const fn is_sampled(self) -> bool {
         self.0 & 0x01 != 0
+    }
+
+    /// Whether the random trace id bit is set.
+    pub const fn is_random(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+
+    /// The same flags with the random trace id bit set or cleared.
+    pub const fn with_random(self, random: bool) -> Self {
+        if random {
+            TraceFlags(self.0 | 0x02)
+        } else {
+            TraceFlags(self.0 & !0x02)
+        }
     }
 
     /// The same flags with the sampled bit set or cleared.
@@ -163,5 +186,28 @@ mod tests {
             crate::Traceparent::format(&ctx)
         );
         assert!(!own.with_self_telemetry(false).is_self_telemetry());
+    }
+
+    // Trace Context Level 2, 3.2.2.5 (trace-flags) and 3.2.2.5.2 (Random
+    // Trace ID Flag): bit 0x02, read as one bit, not by comparing the byte.
+    #[test]
+    fn the_random_bit_is_a_wire_bit_beside_the_local_mark() {
+        assert_eq!(TraceFlags::RANDOM.bits(), 0x02);
+        assert!(TraceFlags::RANDOM.is_random() && !TraceFlags::RANDOM.is_sampled());
+        assert!(TraceFlags::new(0x03).is_random() && TraceFlags::new(0x03).is_sampled());
+        assert!(!TraceFlags::new(0xfd).is_random());
+        let both = TraceFlags::RANDOM
+            .with_sampled(true)
+            .with_self_telemetry(true);
+        assert_eq!(both.bits(), 0x03, "bits() is the 8 wire bits only");
+        assert!(both.is_self_telemetry() && both.is_random() && both.is_sampled());
+        // Sampling moves the sampled bit only; the random bit and the local
+        // mark stay.
+        let unsampled = both.with_sampled(false);
+        assert!(unsampled.is_random() && unsampled.is_self_telemetry());
+        assert_eq!(unsampled.bits(), 0x02);
+        let plain = both.with_random(false);
+        assert!(!plain.is_random() && plain.is_sampled() && plain.is_self_telemetry());
+        assert_eq!(plain.bits(), 0x01);
     }
 }

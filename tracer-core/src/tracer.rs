@@ -330,14 +330,21 @@ impl Origin {
                 }
             }
             None => {
-                let trace_id = given
-                    .filter(|t| t.is_valid())
-                    .unwrap_or_else(TraceId::random);
+                // Trace Context Level 2, 3.2.2.5.2 (Random Trace ID Flag): a
+                // trace id this library makes (`TraceId::random`, whose
+                // right-most 7 bytes are uniformly random) sets the random
+                // bit; one a client named (`root_in`) may be anything, so
+                // it does not. A continued trace keeps its parent's bit
+                // (the arm above).
+                let (trace_id, random) = match given.filter(|t| t.is_valid()) {
+                    Some(t) => (t, false),
+                    None => (TraceId::random(), true),
+                };
                 let sampled = sampler.decide(None, trace_id);
                 Origin {
                     trace_id,
                     parent_span_id: None,
-                    flags: TraceFlags::NONE.with_sampled(sampled),
+                    flags: TraceFlags::NONE.with_random(random).with_sampled(sampled),
                     state: TraceState::EMPTY,
                 }
             }
