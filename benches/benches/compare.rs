@@ -11,6 +11,10 @@
 //! - `otel_sdk`: the OpenTelemetry SDK directly, same exporter.
 //! - `tracer_in_memory`: tracer with the same in-memory, export-per-span
 //!   pipeline as the two OpenTelemetry rows.
+//! - `tracing_layer`: tokio-tracing spans through tracer-tracing's layer
+//!   into the `tracer` row's pipeline; `tracing_otel` and `tracing_layer`
+//!   both install their subscriber as each thread's scoped default, so
+//!   that tracing's dispatch costs them the same.
 
 use std::sync::{Arc, OnceLock};
 use tracer_core::{
@@ -130,29 +134,99 @@ fn otel() -> &'static (
     })
 }
 
-fn install_tracing() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
+fn otel_dispatch() -> &'static tracing::Dispatch {
+    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
+    D.get_or_init(|| {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt;
         let tracer = otel().0.tracer("bench");
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
-        tracing::subscriber::set_global_default(subscriber).expect("first install");
+        tracing::Dispatch::new(
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+        )
+    })
+}
+
+fn layer_dispatch() -> &'static tracing::Dispatch {
+    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
+    D.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::Dispatch::new(
+            tracing_subscriber::registry().with(tracer_tracing::TracerLayer::global()),
+        )
+    })
+}
+
+thread_local! {
+    /// This thread's scoped default subscriber for the benchmark running
+    /// on it (set on first use, kept for the thread's life).
+    static SCOPED: std::cell::RefCell<Option<(&'static str, tracing::dispatcher::DefaultGuard)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_dispatch(name: &'static str, d: &'static tracing::Dispatch) {
+    SCOPED.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().map(|(n, _)| *n) != Some(name) {
+            *s = None;
+            *s = Some((name, tracing::dispatcher::set_default(d)));
+        }
     });
+}
+
+fn tracing_harness(n: usize) {
+    let root = tracing::span!(tracing::Level::INFO, "parent");
+    let _r = root.enter();
+    for _ in 0..n {
+        let child = tracing::span!(tracing::Level::INFO, "child");
+        let _c = child.enter();
+    }
 }
 
 #[divan::bench(args = NS, threads = [1, 2])]
 fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
-    install_tracing();
     let exporter = &otel().1;
-    bencher.with_inputs(|| exporter.reset()).bench_values(|()| {
-        let root = tracing::span!(tracing::Level::INFO, "parent");
-        let _r = root.enter();
-        for _ in 0..n {
-            let child = tracing::span!(tracing::Level::INFO, "child");
-            let _c = child.enter();
-        }
+    bencher
+        .with_inputs(|| {
+            with_dispatch("otel", otel_dispatch());
+            exporter.reset()
+        })
+        .bench_values(|()| tracing_harness(n));
+}
+
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracing_layer(bencher: divan::Bencher<'_, '_>, n: usize) {
+    install_tracer();
+    bencher
+        .with_inputs(|| with_dispatch("layer", layer_dispatch()))
+        .bench_values(|()| tracing_harness(n));
+}
+
+/// One `tracing` span (made, entered, left, closed) with the layer over a
+/// tracer that samples nothing, beside the same span with no layer at all.
+#[divan::bench]
+fn tracing_layer_unsampled(bencher: divan::Bencher<'_, '_>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let off = Tracer::new(Sampler::AlwaysOff, tracer_core::NoopProcessor);
+    let d = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracer_tracing::TracerLayer::new(off)),
+    );
+    tracing::dispatcher::with_default(&d, || {
+        bencher.bench_local(|| {
+            let s = tracing::span!(tracing::Level::INFO, "unsampled");
+            let _e = s.enter();
+        })
+    });
+}
+
+/// The baseline of the row above: the same span, the registry alone.
+#[divan::bench]
+fn tracing_registry_only(bencher: divan::Bencher<'_, '_>) {
+    let d = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&d, || {
+        bencher.bench_local(|| {
+            let s = tracing::span!(tracing::Level::INFO, "unsampled");
+            let _e = s.enter();
+        })
     });
 }
 
