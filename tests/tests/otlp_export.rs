@@ -269,16 +269,19 @@ fn chain_request(node: &mut Node) -> (String, Value) {
     (tid, trace)
 }
 
-#[test]
-fn every_span_and_log_reaches_the_collector() {
+/// Every span and log of a request reaches the collector, with its ids,
+/// parents, kinds and services, in each encoding the node speaks.
+fn every_span_and_log_reaches_the_collector_with(wire: &[(&str, &str)]) {
     let port = free_port();
     let collector = Collector::start(port);
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut node = Node::spawn_with_env(&[
+    let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
         ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
-    ]);
+    ];
+    env.extend_from_slice(wire);
+    let mut node = Node::spawn_with_env(&env);
     let (tid, trace) = chain_request(&mut node);
     let r = node.call(json!({"type": "log", "message": "charged card", "trace_id": tid, "service": "payments", "level": "INFO"}));
     assert_eq!(r["type"], "log_ok");
@@ -335,6 +338,32 @@ fn every_span_and_log_reaches_the_collector() {
         }
     }
     assert!(collector.output().contains("deployment.environment"));
+}
+
+#[test]
+fn every_span_and_log_reaches_the_collector() {
+    // http/protobuf, the default.
+    every_span_and_log_reaches_the_collector_with(&[]);
+}
+
+#[test]
+fn every_span_and_log_reaches_the_collector_in_each_encoding() {
+    for wire in [
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")][..],
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")][..],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ][..],
+        // Per-signal variables win over the general ones.
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip"),
+        ][..],
+    ] {
+        every_span_and_log_reaches_the_collector_with(wire);
+    }
 }
 
 #[test]
@@ -449,6 +478,9 @@ fn bad_export_settings_stop_start_up_naming_the_variable() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
         ("OTEL_TRACES_SAMPLER", "sometimes"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "many"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
     ] {
         let mut node = Node::spawn_with_env(&[(k, v)]);
         node.close_stdin();

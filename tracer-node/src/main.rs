@@ -24,6 +24,14 @@ struct Cli {
     /// Logs endpoint, used as given [env: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT]
     #[arg(long, value_name = "URL")]
     otlp_logs_endpoint: Option<String>,
+    /// http/protobuf (the default) or http/json [env: OTEL_EXPORTER_OTLP_PROTOCOL;
+    /// per signal OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_LOGS_PROTOCOL]
+    #[arg(long, value_name = "PROTOCOL")]
+    otlp_protocol: Option<String>,
+    /// gzip or none (the default) [env: OTEL_EXPORTER_OTLP_COMPRESSION;
+    /// per signal OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_LOGS_COMPRESSION]
+    #[arg(long, value_name = "NAME")]
+    otlp_compression: Option<String>,
     /// Extra request headers, key=value,... [env: OTEL_EXPORTER_OTLP_HEADERS]
     #[arg(long, value_name = "PAIRS")]
     otlp_headers: Option<String>,
@@ -88,6 +96,8 @@ impl Cli {
             ),
             ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", self.otlp_logs_endpoint),
             ("OTEL_EXPORTER_OTLP_HEADERS", self.otlp_headers),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", self.otlp_protocol),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", self.otlp_compression),
             ("TRACER_EXPORT_FILE", self.export_file),
             ("OTEL_SERVICE_NAME", self.service_name),
             ("OTEL_RESOURCE_ATTRIBUTES", self.resource_attributes),

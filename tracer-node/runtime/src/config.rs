@@ -61,6 +61,10 @@ pub struct ExportConfig {
     pub file: Option<PathBuf>,
     /// `OTEL_BSP_*`.
     pub batch: BatchSettings,
+    /// How each signal is sent over HTTP.
+    pub traces_wire: Wire,
+    /// How each signal is sent over HTTP.
+    pub logs_wire: Wire,
     /// `TRACER_FLUSH_TIMEOUT_MS`: at end of input, how long to keep trying
     /// to deliver what is queued.
     pub flush_timeout: Duration,
@@ -82,6 +86,59 @@ impl Config {
     pub fn bookkeeping_bytes(&self) -> usize {
         self.max_memory - self.trace_bytes() - self.log_bytes()
     }
+}
+
+/// The OTLP/HTTP encoding (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// `http/protobuf`: the specification's default.
+    #[default]
+    Protobuf,
+    /// `http/json`.
+    Json,
+}
+
+/// How one signal's export requests are sent over HTTP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// `OTEL_EXPORTER_OTLP_{,TRACES_,LOGS_}PROTOCOL`.
+    pub protocol: Protocol,
+    /// `OTEL_EXPORTER_OTLP_{,TRACES_,LOGS_}COMPRESSION=gzip`.
+    pub gzip: bool,
+}
+
+/// The protocol and compression of one signal: its own variables, else
+/// the general ones, else `http/protobuf` without compression.
+fn wire(get: Lookup<'_>, signal: &str) -> Result<Wire, String> {
+    let pick = |what: &str| {
+        let own = format!("OTEL_EXPORTER_OTLP_{signal}_{what}");
+        let general = format!("OTEL_EXPORTER_OTLP_{what}");
+        get(&own)
+            .map(|v| (own, v))
+            .or_else(|| get(&general).map(|v| (general, v)))
+    };
+    let protocol = match pick("PROTOCOL") {
+        None => Protocol::Protobuf,
+        Some((name, v)) => match v.trim() {
+            "http/protobuf" => Protocol::Protobuf,
+            "http/json" => Protocol::Json,
+            "grpc" => {
+                return Err(format!(
+                    "{name}=grpc: this node sends OTLP over HTTP only (http/protobuf or http/json)"
+                ))
+            }
+            _ => return Err(format!("{name}={v:?}: expected http/protobuf or http/json")),
+        },
+    };
+    let gzip = match pick("COMPRESSION") {
+        None => false,
+        Some((name, v)) => match v.trim() {
+            "gzip" => true,
+            "none" | "" => false,
+            _ => return Err(format!("{name}={v:?}: expected gzip or none")),
+        },
+    };
+    Ok(Wire { protocol, gzip })
 }
 
 impl ExportConfig {
@@ -318,6 +375,8 @@ fn export(get: Lookup<'_>, d: &ExportConfig) -> Result<ExportConfig, String> {
             .filter(|_| !disabled)
             .map(PathBuf::from),
         batch,
+        traces_wire: wire(get, "TRACES")?,
+        logs_wire: wire(get, "LOGS")?,
         flush_timeout: millis(get, "TRACER_FLUSH_TIMEOUT_MS", d.flush_timeout)?,
     })
 }

@@ -6,7 +6,7 @@
 //! whatever it has to drop. The flush deadline bounds the whole exit, a
 //! request in flight included.
 
-use crate::config::Config;
+use crate::config::{Config, Protocol, Wire};
 use crate::otlp;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -64,19 +64,21 @@ pub enum Sent {
 /// Where encoded export requests go.
 pub trait Sink: Send + Sync {
     /// Sends one export request body, giving up after `timeout`.
-    fn send(&self, body: &str, timeout: Duration) -> Sent;
+    fn send(&self, body: &[u8], timeout: Duration) -> Sent;
 }
 
-/// OTLP/HTTP with JSON bodies, through `ureq`.
+/// OTLP/HTTP, through `ureq`: protobuf or JSON bodies, gzipped or not.
 pub struct HttpSink {
     agent: ureq::Agent,
     url: String,
     headers: Vec<(String, String)>,
+    wire: Wire,
 }
 
 impl HttpSink {
-    /// A sink posting to `url` with extra headers.
-    pub fn new(url: &str, headers: &[(String, String)]) -> Self {
+    /// A sink posting to `url` with extra headers, bodies encoded and
+    /// compressed as `wire` says.
+    pub fn new(url: &str, headers: &[(String, String)], wire: Wire) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -85,6 +87,7 @@ impl HttpSink {
             agent,
             url: url.to_owned(),
             headers: headers.to_vec(),
+            wire,
         }
     }
 }
@@ -96,14 +99,31 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
 }
 
 impl Sink for HttpSink {
-    fn send(&self, body: &str, timeout: Duration) -> Sent {
+    fn send(&self, body: &[u8], timeout: Duration) -> Sent {
+        let content_type = match self.wire.protocol {
+            Protocol::Protobuf => "application/x-protobuf",
+            Protocol::Json => "application/json",
+        };
         let mut req = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/json");
+            .header("Content-Type", content_type);
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
+        let gzipped;
+        let body = if self.wire.gzip {
+            use std::io::Write as _;
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gzipped = match z.write_all(body).and_then(|()| z.finish()) {
+                Ok(b) => b,
+                Err(e) => return Sent::Fail(format!("gzip: {e}")),
+            };
+            req = req.header("Content-Encoding", "gzip");
+            &gzipped[..]
+        } else {
+            body
+        };
         let req = req.config().timeout_global(Some(timeout)).build();
         match req.send(body) {
             Ok(resp) => {
@@ -149,9 +169,13 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn send(&self, body: &str, _timeout: Duration) -> Sent {
+    fn send(&self, body: &[u8], _timeout: Duration) -> Sent {
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        match writeln!(f, "{body}").and_then(|()| f.flush()) {
+        match f
+            .write_all(body)
+            .and_then(|()| f.write_all(b"\n"))
+            .and_then(|()| f.flush())
+        {
             Ok(()) => Sent::Ok,
             Err(e) => Sent::Retry {
                 after: None,
@@ -176,7 +200,7 @@ pub struct ExportStats {
 }
 
 /// Encodes a batch into one export request body.
-pub type Encoder<T> = Box<dyn Fn(&[T]) -> String + Send + Sync>;
+pub type Encoder<T> = Box<dyn Fn(&[T]) -> Vec<u8> + Send + Sync>;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest a producer is held back for one full queue.
@@ -427,14 +451,26 @@ pub struct Pipeline {
     pub logs: Option<Signal<LogRecord>>,
 }
 
-fn sink(config: &Config, endpoint: Option<&str>) -> Result<Option<Box<dyn Sink>>, String> {
+/// A signal's sink and the encoding it takes.
+type SinkAndProtocol = (Box<dyn Sink>, Protocol);
+
+/// Where one signal goes, and how its batches are encoded: the export
+/// file takes JSON lines; OTLP/HTTP the signal's protocol.
+fn sink(
+    config: &Config,
+    endpoint: Option<&str>,
+    wire: Wire,
+) -> Result<Option<SinkAndProtocol>, String> {
     let e = &config.export;
     if let Some(path) = &e.file {
         let f = FileSink::open(path)
             .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
-        return Ok(Some(Box::new(f)));
+        return Ok(Some((Box::new(f), Protocol::Json)));
     }
-    Ok(endpoint.map(|url| Box::new(HttpSink::new(url, &e.headers)) as Box<dyn Sink>))
+    Ok(endpoint.map(|url| {
+        let s: Box<dyn Sink> = Box::new(HttpSink::new(url, &e.headers, wire));
+        (s, wire.protocol)
+    }))
 }
 
 impl Pipeline {
@@ -449,19 +485,32 @@ impl Pipeline {
         };
         let mut p = Pipeline::default();
         if e.traces_enabled() {
-            if let Some(s) = sink(config, e.traces_endpoint.as_deref())? {
+            if let Some((s, protocol)) = sink(config, e.traces_endpoint.as_deref(), e.traces_wire)?
+            {
                 let (resource, service) = (e.resource.clone(), e.service_name.clone());
-                let encode: Encoder<SpanData> =
-                    Box::new(move |spans| otlp::encode_spans(&resource, &service, spans));
+                let encode: Encoder<SpanData> = match protocol {
+                    Protocol::Json => Box::new(move |spans| {
+                        otlp::encode_spans(&resource, &service, spans).into_bytes()
+                    }),
+                    Protocol::Protobuf => {
+                        Box::new(move |spans| otlp::encode_spans_proto(&resource, &service, spans))
+                    }
+                };
                 let exporter = OtlpExporter::new("traces", s, encode, e.batch.export_timeout);
                 p.spans = Some(Signal::start(exporter, batch));
             }
         }
         if e.logs_enabled() {
-            if let Some(s) = sink(config, e.logs_endpoint.as_deref())? {
+            if let Some((s, protocol)) = sink(config, e.logs_endpoint.as_deref(), e.logs_wire)? {
                 let resource = e.resource.clone();
-                let encode: Encoder<LogRecord> =
-                    Box::new(move |logs| otlp::encode_logs(&resource, logs));
+                let encode: Encoder<LogRecord> = match protocol {
+                    Protocol::Json => {
+                        Box::new(move |logs| otlp::encode_logs(&resource, logs).into_bytes())
+                    }
+                    Protocol::Protobuf => {
+                        Box::new(move |logs| otlp::encode_logs_proto(&resource, logs))
+                    }
+                };
                 let exporter = OtlpExporter::new("logs", s, encode, e.batch.export_timeout);
                 p.logs = Some(Signal::start(exporter, batch));
             }
@@ -527,7 +576,7 @@ mod tests {
     }
 
     impl Sink for Arc<Flaky> {
-        fn send(&self, body: &str, _timeout: Duration) -> Sent {
+        fn send(&self, body: &[u8], _timeout: Duration) -> Sent {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             if n < self.fail_first {
                 return Sent::Retry {
@@ -535,7 +584,10 @@ mod tests {
                     why: "down".into(),
                 };
             }
-            self.bodies.lock().unwrap().push(body.to_owned());
+            self.bodies
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(body).into_owned());
             Sent::Ok
         }
     }
@@ -564,8 +616,13 @@ mod tests {
             calls: AtomicUsize::new(0),
             bodies: Mutex::new(Vec::new()),
         });
-        let encode: Encoder<LogRecord> =
-            Box::new(|b: &[LogRecord]| b.iter().map(|r| &*r.body).collect::<Vec<_>>().join(","));
+        let encode: Encoder<LogRecord> = Box::new(|b: &[LogRecord]| {
+            b.iter()
+                .map(|r| &*r.body)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_bytes()
+        });
         let exporter = OtlpExporter::new(
             "test",
             Box::new(sink.clone()),

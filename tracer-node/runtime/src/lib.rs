@@ -50,7 +50,7 @@ mod timers;
 
 pub use bounded::BoundedMap;
 pub use codec::Body;
-pub use config::{Config, ExportConfig, DEFAULT_MAX_LINE};
+pub use config::{Config, ExportConfig, Protocol, Wire, DEFAULT_MAX_LINE};
 pub use ctx::{Ctx, Deferred, ReplyTo, RpcError, RuntimeStats, MAX_PENDING_RPCS, MAX_TIMERS};
 pub use error::{decode, Error, ErrorCode};
 pub use node::Node;

@@ -1,5 +1,10 @@
-//! The OTLP/JSON encoding of spans and logs (the protobuf JSON mapping of
-//! the OTLP spec: hex ids, enums as integers, 64-bit integers as strings).
+//! The OTLP encodings of spans and logs: `http/protobuf` (the default of
+//! the specification, through the prost messages of [`proto`]) and
+//! `http/json` (the protobuf JSON mapping of the OTLP spec: hex ids, enums
+//! as integers, 64-bit integers as strings). Both group spans and logs
+//! into one resource per service the same way ([`by_service`]).
+
+pub mod proto;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -205,6 +210,32 @@ fn resource<'a>(base: &'a [(String, String)], service: &'a str) -> Resource<'a> 
     Resource { attributes }
 }
 
+/// Items grouped by the service they belong to, services in order: each
+/// group becomes one resource of an export request.
+pub fn by_service<'a, T>(
+    items: &'a [T],
+    service: impl Fn(&'a T) -> &'a str,
+) -> BTreeMap<&'a str, Vec<&'a T>> {
+    let mut groups: BTreeMap<&str, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        groups.entry(service(item)).or_default().push(item);
+    }
+    groups
+}
+
+/// Spans by service: a span's `service.name` attribute, else
+/// `default_service`.
+fn spans_by_service<'a>(
+    spans: &'a [SpanData],
+    default_service: &'a str,
+) -> BTreeMap<&'a str, Vec<&'a SpanData>> {
+    by_service(spans, |s| {
+        s.attribute(SERVICE_NAME)
+            .and_then(Value::as_str)
+            .unwrap_or(default_service)
+    })
+}
+
 /// One `ExportTraceServiceRequest`: spans grouped into one resource per
 /// service (a span's `service.name` attribute, else `default_service`).
 pub fn encode_spans(
@@ -212,22 +243,14 @@ pub fn encode_spans(
     default_service: &str,
     spans: &[SpanData],
 ) -> String {
-    let mut by_service: BTreeMap<&str, Vec<OtlpSpan<'_>>> = BTreeMap::new();
-    for s in spans {
-        let service = s
-            .attribute(SERVICE_NAME)
-            .and_then(Value::as_str)
-            .unwrap_or(default_service);
-        by_service.entry(service).or_default().push(span(s));
-    }
     let req = TracesRequest {
-        resource_spans: by_service
+        resource_spans: spans_by_service(spans, default_service)
             .into_iter()
             .map(|(service, spans)| ResourceSpans {
                 resource: resource(base, service),
                 scope_spans: vec![ScopeSpans {
                     scope: SCOPE,
-                    spans,
+                    spans: spans.into_iter().map(span).collect(),
                 }],
             })
             .collect(),
@@ -299,23 +322,178 @@ struct LogsRequest<'a> {
 
 /// One `ExportLogsServiceRequest`, one resource per service.
 pub fn encode_logs(base: &[(String, String)], logs: &[LogRecord]) -> String {
-    let mut by_service: BTreeMap<&str, Vec<OtlpLog<'_>>> = BTreeMap::new();
-    for l in logs {
-        by_service.entry(&l.service).or_default().push(log(l));
-    }
     let req = LogsRequest {
-        resource_logs: by_service
+        resource_logs: by_service(logs, |l| &l.service)
             .into_iter()
-            .map(|(service, log_records)| ResourceLogs {
+            .map(|(service, records)| ResourceLogs {
                 resource: resource(base, service),
                 scope_logs: vec![ScopeLogs {
                     scope: SCOPE,
-                    log_records,
+                    log_records: records.into_iter().map(log).collect(),
                 }],
             })
             .collect(),
     };
     serde_json::to_string(&req).expect("OTLP structs serialize")
+}
+
+fn pb_any(v: &Value) -> proto::AnyValue {
+    use proto::any_value::Value as V;
+    let value = match v {
+        Value::String(s) => V::StringValue(s.to_string()),
+        Value::Bool(b) => V::BoolValue(*b),
+        Value::I64(i) => V::IntValue(*i),
+        Value::F64(f) => V::DoubleValue(*f),
+        Value::Array(a) => V::ArrayValue(proto::ArrayValue {
+            values: match a {
+                Array::String(v) => v
+                    .iter()
+                    .map(|s| pb_any(&Value::from(s.to_string())))
+                    .collect(),
+                Array::Bool(v) => v.iter().map(|b| pb_any(&Value::Bool(*b))).collect(),
+                Array::I64(v) => v.iter().map(|i| pb_any(&Value::I64(*i))).collect(),
+                Array::F64(v) => v.iter().map(|f| pb_any(&Value::F64(*f))).collect(),
+            },
+        }),
+    };
+    proto::AnyValue { value: Some(value) }
+}
+
+fn pb_attrs(kvs: &[KeyValue], skip: Option<&str>) -> Vec<proto::KeyValue> {
+    kvs.iter()
+        .filter(|kv| Some(&*kv.key) != skip)
+        .map(|kv| proto::KeyValue {
+            key: kv.key.to_string(),
+            value: Some(pb_any(&kv.value)),
+        })
+        .collect()
+}
+
+fn pb_resource(base: &[(String, String)], service: &str) -> proto::Resource {
+    let mut attributes = vec![proto::KeyValue {
+        key: SERVICE_NAME.to_owned(),
+        value: Some(pb_any(&Value::from(service.to_owned()))),
+    }];
+    attributes.extend(
+        base.iter()
+            .filter(|(k, _)| k != SERVICE_NAME)
+            .map(|(k, v)| proto::KeyValue {
+                key: k.clone(),
+                value: Some(pb_any(&Value::from(v.clone()))),
+            }),
+    );
+    proto::Resource { attributes }
+}
+
+fn pb_scope() -> Option<proto::InstrumentationScope> {
+    Some(proto::InstrumentationScope {
+        name: SCOPE.name.to_owned(),
+        version: SCOPE.version.to_owned(),
+    })
+}
+
+fn pb_span(s: &SpanData) -> proto::Span {
+    let (code, message) = match &s.status {
+        Status::Unset => (0, String::new()),
+        Status::Ok => (1, String::new()),
+        Status::Error(m) => (2, m.to_string()),
+    };
+    proto::Span {
+        trace_id: s.context.trace_id().to_u128().to_be_bytes().to_vec(),
+        span_id: s.context.span_id().to_u64().to_be_bytes().to_vec(),
+        trace_state: s.context.trace_state().header(),
+        parent_span_id: s
+            .parent_span_id
+            .map(|p| p.to_u64().to_be_bytes().to_vec())
+            .unwrap_or_default(),
+        name: s.name.to_string(),
+        kind: i32::from(kind(s.kind)),
+        start_time_unix_nano: s.start_unix_nanos,
+        end_time_unix_nano: s.end_unix_nanos,
+        // The service is the resource's, not the span's.
+        attributes: pb_attrs(&s.attributes, Some(SERVICE_NAME)),
+        events: s
+            .events
+            .iter()
+            .map(|e| proto::Event {
+                time_unix_nano: e.time_unix_nanos,
+                name: e.name.to_string(),
+                attributes: pb_attrs(&e.attributes, None),
+            })
+            .collect(),
+        links: s
+            .links
+            .iter()
+            .map(|l| proto::Link {
+                trace_id: l.context.trace_id().to_u128().to_be_bytes().to_vec(),
+                span_id: l.context.span_id().to_u64().to_be_bytes().to_vec(),
+                trace_state: l.context.trace_state().header(),
+                attributes: pb_attrs(&l.attributes, None),
+            })
+            .collect(),
+        status: Some(proto::Status { message, code }),
+        flags: u32::from(s.context.flags().bits()),
+    }
+}
+
+/// One `ExportTraceServiceRequest` in protobuf, grouped as
+/// [`encode_spans`] groups the JSON one.
+pub fn encode_spans_proto(
+    base: &[(String, String)],
+    default_service: &str,
+    spans: &[SpanData],
+) -> Vec<u8> {
+    use prost::Message;
+    proto::ExportTraceServiceRequest {
+        resource_spans: spans_by_service(spans, default_service)
+            .into_iter()
+            .map(|(service, spans)| proto::ResourceSpans {
+                resource: Some(pb_resource(base, service)),
+                scope_spans: vec![proto::ScopeSpans {
+                    scope: pb_scope(),
+                    spans: spans.into_iter().map(pb_span).collect(),
+                }],
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+fn pb_log(l: &LogRecord) -> proto::LogRecord {
+    proto::LogRecord {
+        time_unix_nano: l.time_unix_nanos,
+        observed_time_unix_nano: l.time_unix_nanos,
+        severity_number: i32::from(severity(l.level.as_deref())),
+        severity_text: l.level.as_deref().unwrap_or_default().to_owned(),
+        body: Some(pb_any(&Value::from(l.body.to_string()))),
+        attributes: pb_attrs(&l.attributes, None),
+        trace_id: l
+            .trace_id
+            .map(|t| t.to_u128().to_be_bytes().to_vec())
+            .unwrap_or_default(),
+        span_id: l
+            .span_id
+            .map(|s| s.to_u64().to_be_bytes().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+/// One `ExportLogsServiceRequest` in protobuf, one resource per service.
+pub fn encode_logs_proto(base: &[(String, String)], logs: &[LogRecord]) -> Vec<u8> {
+    use prost::Message;
+    proto::ExportLogsServiceRequest {
+        resource_logs: by_service(logs, |l| &l.service)
+            .into_iter()
+            .map(|(service, records)| proto::ResourceLogs {
+                resource: Some(pb_resource(base, service)),
+                scope_logs: vec![proto::ScopeLogs {
+                    scope: pb_scope(),
+                    log_records: records.into_iter().map(pb_log).collect(),
+                }],
+            })
+            .collect(),
+    }
+    .encode_to_vec()
 }
 
 #[cfg(test)]
@@ -398,5 +576,68 @@ mod tests {
         assert_eq!(recs[0]["body"]["stringValue"], "hi");
         assert!(recs[1].get("traceId").is_none());
         assert_eq!(recs[1]["attributes"][0]["value"]["stringValue"], "abc123");
+    }
+
+    #[test]
+    fn protobuf_requests_decode_to_what_was_encoded() {
+        use prost::Message;
+        let mem = Arc::new(InMemoryExporter::new());
+        let t = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        {
+            let root = t
+                .span_builder("GET /x")
+                .kind(SpanKind::Server)
+                .attribute("service.name", "web")
+                .attribute("n", 3_i64)
+                .attribute("tags", vec!["a", "b"])
+                .start()
+                .entered();
+            let mut c = t.span_builder("db").kind(SpanKind::Client).start();
+            c.record_exception("E", "boom", None);
+            drop(root);
+        }
+        let spans = mem.take();
+        let bytes = encode_spans_proto(&[("deployment".into(), "test".into())], "node", &spans);
+        let req = proto::ExportTraceServiceRequest::decode(&bytes[..]).unwrap();
+        assert_eq!(req.resource_spans.len(), 2, "one resource per service");
+        let web = &req.resource_spans[1];
+        let service = &web.resource.as_ref().unwrap().attributes[0];
+        assert_eq!(service.key, "service.name");
+        let span = &web.scope_spans[0].spans[0];
+        assert_eq!(span.kind, 2);
+        assert_eq!(
+            span.trace_id,
+            spans[1].context.trace_id().to_u128().to_be_bytes()
+        );
+        assert!(span.parent_span_id.is_empty());
+        assert_eq!(span.attributes[0].key, "n");
+        assert_eq!(
+            span.attributes[0].value,
+            Some(proto::AnyValue {
+                value: Some(proto::any_value::Value::IntValue(3))
+            })
+        );
+        let db = &req.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(db.parent_span_id, span.span_id);
+        assert_eq!(db.status.as_ref().unwrap().code, 2);
+        assert_eq!(db.events[0].name, "exception");
+        let logs = encode_logs_proto(
+            &[],
+            &[LogRecord {
+                time_unix_nanos: 42,
+                service: "web".into(),
+                level: Some("ERROR".into()),
+                body: "hi".into(),
+                trace_id: TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736"),
+                span_id: None,
+                attributes: vec![],
+            }],
+        );
+        let req = proto::ExportLogsServiceRequest::decode(&logs[..]).unwrap();
+        let rec = &req.resource_logs[0].scope_logs[0].log_records[0];
+        assert_eq!(rec.severity_number, 17);
+        assert_eq!(rec.trace_id.len(), 16);
+        assert!(rec.span_id.is_empty());
+        assert_eq!(rec.time_unix_nano, 42);
     }
 }
