@@ -102,18 +102,23 @@ impl Collector {
     /// Records a span of a trace not yet reported; whether a timer must
     /// be armed for its trace.
     fn note(&mut self, id: TraceId, name: &str, from: &str, span: &SpanData, now: Instant) -> bool {
-        let before = self.pending.len();
-        let evicted_before = self.pending.evicted();
-        let p = self.pending.get_or_insert_with(id, || Pending {
-            name: name.to_owned(),
-            notify: from.to_owned(),
-            spans: HashSet::new(),
-            missing: HashSet::new(),
-            has_root: false,
-            last: now,
-            armed: false,
-        });
         let held = |p: &Pending| p.spans.len() + p.missing.len();
+        if !self.pending.contains_key(&id) {
+            let fresh = Pending {
+                name: name.to_owned(),
+                notify: from.to_owned(),
+                spans: HashSet::new(),
+                missing: HashSet::new(),
+                has_root: false,
+                last: now,
+                armed: false,
+            };
+            // The count cap let the oldest trace go: its ids leave the count.
+            if let Some((_, gone)) = self.pending.insert(id, fresh) {
+                self.followed -= held(&gone);
+            }
+        }
+        let p = self.pending.get_mut(&id).expect("inserted above");
         let was = held(p);
         let sid = span.context.span_id();
         if p.spans.len() < MAX_FOLLOWED_PER_TRACE {
@@ -134,12 +139,7 @@ impl Collector {
         }
         p.last = now;
         let arm = !std::mem::replace(&mut p.armed, true);
-        let now_held = held(p);
-        self.followed = self.followed + now_held - was;
-        if self.pending.evicted() > evicted_before || self.pending.len() < before {
-            // The map let its oldest trace go to make room: recount.
-            self.followed = self.pending.iter().map(|(_, p)| held(p)).sum();
-        }
+        self.followed = self.followed + held(p) - was;
         while self.followed > self.max_followed {
             let Some((old, gone)) = self.pending.pop_oldest() else {
                 break;
@@ -571,6 +571,12 @@ mod tests {
         }
         assert_eq!(c.pending.len(), MAX_PENDING);
         assert_eq!(c.pending.evicted(), 5);
+        let recount: usize = c
+            .pending
+            .iter()
+            .map(|(_, p)| p.spans.len() + p.missing.len())
+            .sum();
+        assert_eq!(c.followed, recount, "evicted traces leave the count");
         assert!(!c.pending.contains_key(&TraceId::from_u128(1)));
     }
 }

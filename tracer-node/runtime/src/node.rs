@@ -337,12 +337,7 @@ impl Node {
     /// An error for a line whose addressing could not be read.
     fn error_unaddressed(&mut self, e: &Error) {
         let src = self.state.own_id().to_owned();
-        let dest = self
-            .state
-            .last_src
-            .as_deref()
-            .unwrap_or("client")
-            .to_owned();
+        let dest = self.state.default_dest().to_owned();
         self.state.write_error(&src, &dest, None, e);
     }
 
@@ -353,12 +348,9 @@ impl Node {
     /// later bare bodies are answered.
     fn error_refused(&mut self, r: codec::Refused) {
         let src = r.dest.unwrap_or_else(|| self.state.own_id().to_owned());
-        let dest = r.src.unwrap_or_else(|| {
-            self.state
-                .last_src
-                .clone()
-                .unwrap_or_else(|| "client".to_owned())
-        });
+        let dest = r
+            .src
+            .unwrap_or_else(|| self.state.default_dest().to_owned());
         self.state
             .write_error(&src, &dest, r.msg_id, &Error::malformed(r.text));
     }
@@ -412,12 +404,7 @@ impl Node {
                 }
                 s.0.clone()
             }
-            None => Cow::Owned(
-                self.state
-                    .last_src
-                    .clone()
-                    .unwrap_or_else(|| "client".to_owned()),
-            ),
+            None => Cow::Owned(self.state.default_dest().to_owned()),
         };
         (src, dest)
     }

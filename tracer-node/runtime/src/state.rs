@@ -78,6 +78,12 @@ impl State {
         *self.drops.entry(what).or_default() += n;
     }
 
+    /// Where a reply goes when its request names no `src`: the last `src`
+    /// seen, else `"client"`.
+    pub(crate) fn default_dest(&self) -> &str {
+        self.last_src.as_deref().unwrap_or("client")
+    }
+
     /// The node's id: from `init`, else `"tracer"`.
     pub(crate) fn own_id(&self) -> &str {
         self.node_id.as_deref().unwrap_or("tracer")
