@@ -151,7 +151,7 @@ fn layer_dispatch() -> &'static tracing::Dispatch {
     D.get_or_init(|| {
         use tracing_subscriber::layer::SubscriberExt;
         tracing::Dispatch::new(
-            tracing_subscriber::registry().with(tracer_tracing::TracerLayer::global()),
+            tracing_subscriber::registry().with(tracer_core::tracing::TracerLayer::global()),
         )
     })
 }
@@ -208,7 +208,7 @@ fn tracing_layer_unsampled(bencher: divan::Bencher<'_, '_>) {
     use tracing_subscriber::layer::SubscriberExt;
     let off = Tracer::new(Sampler::AlwaysOff, tracer_core::NoopProcessor);
     let d = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(tracer_tracing::TracerLayer::new(off)),
+        tracing_subscriber::registry().with(tracer_core::tracing::TracerLayer::new(off)),
     );
     tracing::dispatcher::with_default(&d, || {
         bencher.bench_local(|| {

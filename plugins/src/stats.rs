@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tracer_node::export::ExportStats;
+use tracer_core::otlp::ExportStats;
 use tracer_node::{handler, Ctx, Error, RuntimeStats};
 
 /// `stats {}`.

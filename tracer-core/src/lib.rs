@@ -24,6 +24,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attributes;
 mod clock;
@@ -56,6 +57,19 @@ pub use propagation::{TraceState, Traceparent};
 pub use sampling::Sampler;
 pub use span::{Event, Link, Span, SpanData, SpanKind, Status};
 pub use tracer::{SpanBuilder, Tracer};
+
+/// Traces the function it annotates: a span per call, named after the
+/// function, a child of the current span, current while the body runs
+/// (across `.await` too). See [`tracer_macros::traced`] for its arguments.
+#[cfg(feature = "macros")]
+pub use tracer_macros::traced;
+
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "tower")]
+pub mod tower;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 /// Re-exported for the macros' generated code.
 #[doc(hidden)]

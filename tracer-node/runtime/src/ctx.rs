@@ -5,7 +5,7 @@
 use crate::codec::{Body, CowStr, Envelope, ReplyBody, SentBody};
 use crate::config::Config;
 use crate::error::Error;
-use crate::export::ExportStats;
+use tracer_core::otlp::ExportStats;
 use crate::sidecar;
 use crate::state::State;
 use crate::stores::{LogEntry, LogStore, TraceStore};

@@ -6,7 +6,7 @@ use crate::codec::{self, Body, Envelope, Head, Incoming, Line};
 use crate::config::Config;
 use crate::ctx::{Calls, Ctx, Due, Request, RpcCallback, RpcError};
 use crate::error::{Error, ErrorCode};
-use crate::export::{ExportStats, Pipeline};
+use tracer_core::otlp::{ExportStats, Pipeline};
 use crate::input::{Input, Next};
 use crate::registry::{Handler, Registry};
 use crate::sidecar::{self, Server};
@@ -73,10 +73,10 @@ impl Node {
             max_spans_per_trace: config.max_spans_per_trace,
             max_bytes: config.trace_bytes(),
         })));
-        let pipeline = Pipeline::from_config(&config)?;
+        let pipeline = Pipeline::from_config(&config.export).map_err(|e| e.to_string())?;
         // One pipeline: the store keeps user spans, the export gets all.
         let tracer = Tracer::new(
-            config.sampler.clone(),
+            config.export.sampler.clone(),
             (Processor(traces.clone()), pipeline.span_processor()),
         );
         Ok(Node {

@@ -5,7 +5,7 @@ use crate::bounded::BoundedMap;
 use crate::codec::{Envelope, ErrorBody};
 use crate::config::Config;
 use crate::error::Error;
-use crate::export::Pipeline;
+use tracer_core::otlp::Pipeline;
 use crate::stores::{LogStore, TraceStore};
 use serde::Serialize;
 use std::any::{Any, TypeId};

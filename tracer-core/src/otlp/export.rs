@@ -6,15 +6,15 @@
 //! whatever it has to drop. The flush deadline bounds the whole exit, a
 //! request in flight included.
 
-use crate::config::{Config, Protocol, Wire};
-use crate::otlp;
+use super::config::{Config, Error, Protocol, Wire};
+use super::encode as otlp;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use tracer_core::{
+use crate::{
     BatchConfig, BatchProcessor, LogExporter, LogProcessor, LogRecord, SpanData, SpanExporter,
     SpanProcessor,
 };
@@ -309,7 +309,7 @@ impl<T> OtlpExporter<T> {
             if timeout.is_zero() {
                 let n = self.settle(&self.dropped);
                 eprintln!(
-                    "tracer-node: {} export: the flush deadline passed; {n} dropped",
+                    "tracer: {} export: the flush deadline passed; {n} dropped",
                     self.name
                 );
                 return;
@@ -324,7 +324,7 @@ impl<T> OtlpExporter<T> {
                     self.failing.store(true, Ordering::Relaxed);
                     let n = self.settle(&self.dropped);
                     eprintln!(
-                        "tracer-node: {} export refused ({why}); {n} dropped",
+                        "tracer: {} export refused ({why}); {n} dropped",
                         self.name
                     );
                     return;
@@ -335,7 +335,7 @@ impl<T> OtlpExporter<T> {
                     if self.deadline().is_some_and(|d| Instant::now() + wait >= d) {
                         let n = self.settle(&self.dropped);
                         eprintln!(
-                            "tracer-node: {} export failed at the flush deadline ({why}); {n} dropped",
+                            "tracer: {} export failed at the flush deadline ({why}); {n} dropped",
                             self.name
                         );
                         return;
@@ -373,15 +373,15 @@ impl LogExporter for OtlpExporter<LogRecord> {
 }
 
 /// One signal's pipeline: the batch processor and the exporter behind it.
-pub struct Signal<T: tracer_core::Exportable> {
+pub struct Signal<T: crate::Exportable> {
     /// The processor spans (or records) are handed to.
     pub processor: Arc<BatchProcessor<T>>,
     exporter: Arc<OtlpExporter<T>>,
 }
 
-impl<T: tracer_core::Exportable> Signal<T>
+impl<T: crate::Exportable> Signal<T>
 where
-    Arc<OtlpExporter<T>>: tracer_core::IntoExporter<T>,
+    Arc<OtlpExporter<T>>: crate::IntoExporter<T>,
 {
     fn start(exporter: OtlpExporter<T>, config: BatchConfig) -> Self {
         let exporter = Arc::new(exporter);
@@ -392,7 +392,7 @@ where
     }
 }
 
-impl<T: tracer_core::Exportable> Signal<T> {
+impl<T: crate::Exportable> Signal<T> {
     /// The counters, summed over the processor and the exporter.
     pub fn stats(&self) -> ExportStats {
         let p = self.processor.stats();
@@ -460,11 +460,11 @@ fn sink(
     config: &Config,
     endpoint: Option<&str>,
     wire: Wire,
-) -> Result<Option<SinkAndProtocol>, String> {
-    let e = &config.export;
+) -> Result<Option<SinkAndProtocol>, Error> {
+    let e = config;
     if let Some(path) = &e.file {
         let f = FileSink::open(path)
-            .map_err(|err| format!("TRACER_EXPORT_FILE={}: {err}", path.display()))?;
+            .map_err(|err| Error(format!("TRACER_EXPORT_FILE={}: {err}", path.display())))?;
         return Ok(Some((Box::new(f), Protocol::Json)));
     }
     Ok(endpoint.map(|url| {
@@ -476,8 +476,8 @@ fn sink(
 impl Pipeline {
     /// The pipelines the configuration asks for. Fails only when an export
     /// file cannot be opened.
-    pub fn from_config(config: &Config) -> Result<Pipeline, String> {
-        let e = &config.export;
+    pub fn from_config(config: &Config) -> Result<Pipeline, Error> {
+        let e = config;
         let batch = BatchConfig {
             max_queue_size: e.batch.max_queue_size,
             max_export_batch_size: e.batch.max_export_batch_size,

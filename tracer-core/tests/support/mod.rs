@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 use tracer_core::{InMemoryExporter, LogRecord, Sampler, SpanData, Tracer};
-use tracer_tracing::TracerLayer;
+use tracer_core::tracing::TracerLayer;
 use tracing_subscriber::layer::SubscriberExt;
 
 pub struct Setup {

@@ -4,11 +4,12 @@
 //! as integers, 64-bit integers as strings). Both group spans and logs
 //! into one resource per service the same way ([`by_service`]).
 
-pub mod proto;
 
+
+use super::proto;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tracer_core::{Array, KeyValue, LogRecord, SpanData, SpanId, SpanKind, Status, TraceId, Value};
+use crate::{Array, KeyValue, LogRecord, SpanData, SpanId, SpanKind, Status, TraceId, Value};
 
 /// `service.name`, the one resource attribute every export carries.
 pub const SERVICE_NAME: &str = "service.name";
@@ -500,7 +501,7 @@ pub fn encode_logs_proto(base: &[(String, String)], logs: &[LogRecord]) -> Vec<u
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use tracer_core::{InMemoryExporter, Sampler, Tracer};
+    use crate::{InMemoryExporter, Sampler, Tracer};
 
     #[test]
     fn spans_encode_as_the_otlp_json_mapping() {

@@ -1,4 +1,4 @@
-//! `tracer-tracing`: a [`tracing_subscriber::Layer`] that records the spans
+//! A [`tracing_subscriber::Layer`] that records the spans
 //! and events of tokio-rs/tracing with a tracer-core [`Tracer`], so that
 //! what the libraries a service uses report (tokio, hyper, tower, sqlx...)
 //! lands in the same traces as its `#[traced]` functions.
@@ -20,7 +20,7 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use tracer_core::{InMemoryExporter, LogRecord, Sampler, Tracer};
-//! use tracer_tracing::TracerLayer;
+//! use tracer_core::tracing::TracerLayer;
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let spans = Arc::new(InMemoryExporter::new());
@@ -48,7 +48,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use tracer_core::{
+use crate::{
     attach, global, now_unix_nanos, ContextGuard, KeyValue, LogProcessor, LogRecord, Span,
     SpanContext, SpanKind, Status, Tracer,
 };
@@ -117,7 +117,7 @@ struct Fields {
 }
 
 impl Fields {
-    fn value(&mut self, field: &Field, value: tracer_core::Value) {
+    fn value(&mut self, field: &Field, value: crate::Value) {
         self.attributes.push(KeyValue::new(field.name(), value));
     }
 
@@ -263,7 +263,7 @@ where
         // The innermost span is tracer's current one: the `tracing` span,
         // or a tracer span made inside it (which this layer cannot add an
         // event to: the record still carries its ids).
-        let innermost = tracer_core::current().filter(|c| c.is_valid());
+        let innermost = crate::current().filter(|c| c.is_valid());
         let mut context = innermost.clone();
         if let Some(s) = span.as_ref().and_then(|id| ctx.span(id)) {
             let mut ext = s.extensions_mut();
