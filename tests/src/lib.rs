@@ -2,6 +2,7 @@
 //! talk JSON lines over stdin/stdout, and check replies against
 //! `PROTOCOL.md`.
 
+pub mod collector;
 pub mod matching;
 pub mod net;
 pub mod node;

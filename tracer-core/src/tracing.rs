@@ -44,14 +44,14 @@
 
 #![warn(missing_docs)]
 
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::fmt;
-use std::sync::Arc;
 use crate::{
     attach, global, now_unix_nanos, ContextGuard, KeyValue, LogProcessor, LogRecord, Span,
     SpanContext, SpanKind, Status, Tracer,
 };
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -75,7 +75,7 @@ impl TracerLayer {
     }
 
     /// A layer recording with the process-wide tracer
-    /// ([`tracer_core::global::tracer`]) as it is when each span starts.
+    /// ([`crate::global::tracer`]) as it is when each span starts.
     pub fn global() -> Self {
         TracerLayer {
             tracer: None,

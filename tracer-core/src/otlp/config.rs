@@ -97,7 +97,10 @@ impl Config {
 
     /// Reads the process environment over [`Config::service_defaults`].
     pub fn from_env() -> Result<Config, Error> {
-        Config::from_lookup(&|name| std::env::var(name).ok(), &Config::service_defaults())
+        Config::from_lookup(
+            &|name| std::env::var(name).ok(),
+            &Config::service_defaults(),
+        )
     }
 
     /// Reads settings by variable name from `get` (the environment, or
@@ -111,10 +114,18 @@ impl Config {
 /// A setting that cannot be used; its text starts with the variable's
 /// name, as in `OTEL_BSP_MAX_QUEUE_SIZE="0": expected a positive whole
 /// number`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error(pub String);
 
 impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The message itself, so that `main() -> Result<(), Error>` prints it
+/// as it is.
+impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -351,7 +362,9 @@ fn read(get: Lookup<'_>, d: &Config) -> Result<Config, String> {
         traces_endpoint: traces,
         logs_endpoint: logs,
         headers: pairs(get, "OTEL_EXPORTER_OTLP_HEADERS")?,
-        file: get("TRACER_EXPORT_FILE").map(PathBuf::from).or(d.file.clone()),
+        file: get("TRACER_EXPORT_FILE")
+            .map(PathBuf::from)
+            .or(d.file.clone()),
         batch,
         traces_wire: wire(get, "TRACES")?,
         logs_wire: wire(get, "LOGS")?,
@@ -456,7 +469,11 @@ mod tests {
             c.traces_endpoint.as_deref(),
             Some("http://localhost:4318/v1/traces")
         );
-        let c = over(&d, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
+        let c = over(
+            &d,
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")],
+        )
+        .unwrap();
         assert_eq!(
             c.logs_endpoint.as_deref(),
             Some("http://collector:4318/v1/logs")

@@ -4,12 +4,10 @@
 //! as integers, 64-bit integers as strings). Both group spans and logs
 //! into one resource per service the same way ([`by_service`]).
 
-
-
 use super::proto;
+use crate::{Array, KeyValue, LogRecord, SpanData, SpanId, SpanKind, Status, TraceId, Value};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use crate::{Array, KeyValue, LogRecord, SpanData, SpanId, SpanKind, Status, TraceId, Value};
 
 /// `service.name`, the one resource attribute every export carries.
 pub const SERVICE_NAME: &str = "service.name";
@@ -500,8 +498,8 @@ pub fn encode_logs_proto(base: &[(String, String)], logs: &[LogRecord]) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use crate::{InMemoryExporter, Sampler, Tracer};
+    use std::sync::Arc;
 
     #[test]
     fn spans_encode_as_the_otlp_json_mapping() {

@@ -8,16 +8,16 @@
 
 use super::config::{Config, Error, Protocol, Wire};
 use super::encode as otlp;
+use crate::{
+    BatchConfig, BatchProcessor, LogExporter, LogProcessor, LogRecord, SpanData, SpanExporter,
+    SpanProcessor,
+};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use crate::{
-    BatchConfig, BatchProcessor, LogExporter, LogProcessor, LogRecord, SpanData, SpanExporter,
-    SpanProcessor,
-};
 
 /// Batching and queueing, as the `OTEL_BSP_*` variables set them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,10 +323,7 @@ impl<T> OtlpExporter<T> {
                 Sent::Fail(why) => {
                     self.failing.store(true, Ordering::Relaxed);
                     let n = self.settle(&self.dropped);
-                    eprintln!(
-                        "tracer: {} export refused ({why}); {n} dropped",
-                        self.name
-                    );
+                    eprintln!("tracer: {} export refused ({why}); {n} dropped", self.name);
                     return;
                 }
                 Sent::Retry { after, why } => {

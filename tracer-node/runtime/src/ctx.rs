@@ -5,7 +5,6 @@
 use crate::codec::{Body, CowStr, Envelope, ReplyBody, SentBody};
 use crate::config::Config;
 use crate::error::Error;
-use tracer_core::otlp::ExportStats;
 use crate::sidecar;
 use crate::state::State;
 use crate::stores::{LogEntry, LogStore, TraceStore};
@@ -16,6 +15,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
+use tracer_core::otlp::ExportStats;
 use tracer_core::{now_unix_nanos, Span, SpanContext, SpanData, SpanId, Tracer};
 
 /// The request being handled.

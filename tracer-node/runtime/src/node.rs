@@ -6,7 +6,6 @@ use crate::codec::{self, Body, Envelope, Head, Incoming, Line};
 use crate::config::Config;
 use crate::ctx::{Calls, Ctx, Due, Request, RpcCallback, RpcError};
 use crate::error::{Error, ErrorCode};
-use tracer_core::otlp::{ExportStats, Pipeline};
 use crate::input::{Input, Next};
 use crate::registry::{Handler, Registry};
 use crate::sidecar::{self, Server};
@@ -19,6 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tracer_core::otlp::{ExportStats, Pipeline};
 use tracer_core::{attach, global, LogBridge, SpanContext, Status, Tracer};
 
 /// The node runtime.

@@ -5,12 +5,12 @@ use crate::bounded::BoundedMap;
 use crate::codec::{Envelope, ErrorBody};
 use crate::config::Config;
 use crate::error::Error;
-use tracer_core::otlp::Pipeline;
 use crate::stores::{LogStore, TraceStore};
 use serde::Serialize;
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use tracer_core::otlp::Pipeline;
 use tracer_core::Tracer;
 
 /// Output is written out once this much is pending, even mid-burst.
