@@ -104,6 +104,11 @@ thread_local! {
     /// The contexts of the `tracing` spans entered on this thread, with the
     /// guards that keep them current, innermost last.
     static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+    /// The span this thread made last, and its context: most spans are
+    /// entered right where they are made (`info_span!(..).entered()`,
+    /// `#[instrument]`), and this spares their first `on_enter` a lookup
+    /// in the registry. Cleared when that span is entered or closed.
+    static LAST_NEW: RefCell<Option<(Id, SpanContext)>> = const { RefCell::new(None) };
 }
 
 /// Fields read from a span or an event.
@@ -196,8 +201,10 @@ where
         let mut builder = self
             .tracer()
             .span_builder(name)
-            .kind(fields.kind.unwrap_or(SpanKind::Internal))
-            .attributes(std::mem::take(&mut fields.attributes));
+            .kind(fields.kind.unwrap_or(SpanKind::Internal));
+        if !fields.attributes.is_empty() {
+            builder = builder.attributes(std::mem::take(&mut fields.attributes));
+        }
         if let Some(parent) = attrs.parent() {
             builder = match context_of(&ctx, parent) {
                 Some(p) => builder.parent(p),
@@ -212,8 +219,10 @@ where
         if let Some(status) = fields.status {
             span.set_status(status);
         }
+        let context = span.context().clone();
         if let Some(s) = ctx.span(id) {
             s.extensions_mut().insert(Recorded { span });
+            LAST_NEW.with(|l| *l.borrow_mut() = Some((id.clone(), context)));
         }
     }
 
@@ -299,7 +308,17 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(c) = context_of(&ctx, id) {
+        let cached = LAST_NEW.with(|l| {
+            let mut l = l.borrow_mut();
+            match l.take() {
+                Some((last, c)) if last == *id => Some(c),
+                other => {
+                    *l = other;
+                    None
+                }
+            }
+        });
+        if let Some(c) = cached.or_else(|| context_of(&ctx, id)) {
             let guard = attach(c);
             ENTERED.with(|e| e.borrow_mut().push((id.clone(), guard)));
         }
@@ -318,10 +337,16 @@ where
         });
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(s) = ctx.span(&id) {
-            // Dropping the tracer span ends it, now.
-            drop(s.extensions_mut().remove::<Recorded>());
-        }
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        // The registry clears the span's extensions right after the
+        // layers' `on_close`, which drops the `Recorded` and so ends the
+        // tracer span then, without a lookup here. Only the cache has to
+        // forget the span (its id may go to a new one).
+        LAST_NEW.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.as_ref().is_some_and(|(last, _)| *last == id) {
+                *l = None;
+            }
+        });
     }
 }

@@ -80,3 +80,49 @@ fn unsampled_traces_record_nothing_but_still_nest() {
     });
     assert!(s.take().is_empty());
 }
+
+#[test]
+fn spans_made_before_they_are_entered_or_entered_elsewhere_keep_their_parents() {
+    let s = Setup::new(Sampler::AlwaysOn);
+    let dispatch = s.dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let root = tracing::info_span!("root").entered();
+        // Two made in a row, entered in the other order: the layer's
+        // cache of the last span made must not hand out the wrong one.
+        let a = tracing::info_span!("a");
+        let b = tracing::info_span!("b");
+        {
+            let _a = a.enter();
+            let _inner_a = tracing::info_span!("in a").entered();
+        }
+        {
+            let _b = b.enter();
+            let _inner_b = tracing::info_span!("in b").entered();
+        }
+        // Made here, entered on another thread.
+        let moved = tracing::info_span!("moved");
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _m = moved.enter();
+                    drop(tracing::info_span!("in moved").entered());
+                });
+            });
+        });
+        drop((a, b, moved));
+        drop(root);
+    });
+    let spans = s.take();
+    let parent_of = |name: &str| {
+        let child = named(&spans, name);
+        spans
+            .iter()
+            .find(|p| Some(p.context.span_id()) == child.parent_span_id)
+            .map(|p| p.name.to_string())
+    };
+    assert_eq!(parent_of("in b").as_deref(), Some("b"));
+    assert_eq!(parent_of("in a").as_deref(), Some("a"));
+    assert_eq!(parent_of("in moved").as_deref(), Some("moved"));
+    assert_eq!(parent_of("a").as_deref(), Some("root"));
+    assert_eq!(spans.len(), 7, "every span ended: {spans:#?}");
+}
