@@ -3,14 +3,15 @@
 //! tracing; usable on its own or inside the `tracer-node` runtime.
 //!
 //! Features (one dependency serves a service):
-//! - `macros` (default): [`traced`], a span per call of the function it
+//! - `macros` (default): `#[traced]`, a span per call of the function it
 //!   annotates.
-//! - `otlp`: [`otlp`], the OTLP exporters (HTTP, protobuf or JSON, gzip;
-//!   the export file) and [`otlp::init`], the one call that sets a service
-//!   up from the `OTEL_*` environment.
-//! - `tracing`: [`tracing::TracerLayer`], tokio-rs/tracing spans and
-//!   events recorded with tracer.
-//! - `tower`: [`tower`], server and client layers for HTTP services.
+//! - `otlp`: `tracer_core::otlp`, the OTLP exporters (HTTP, protobuf or
+//!   JSON, gzip; the export file) and `otlp::init`, the one call that sets
+//!   a service up from the `OTEL_*` environment.
+//! - `tracing`: `tracer_core::tracing::TracerLayer`, tokio-rs/tracing spans
+//!   and events recorded with tracer.
+//! - `tower`: `tracer_core::tower`, server and client layers for HTTP
+//!   services.
 //!
 //! ```
 //! use std::sync::Arc;

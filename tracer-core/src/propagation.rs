@@ -160,12 +160,27 @@ impl Traceparent {
     /// version, 4.1.2: "Vendors will set all unparsed / unknown
     /// `trace-flags` to 0 on outgoing requests").
     pub fn format(ctx: &SpanContext) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            ctx.trace_id().to_u128(),
-            ctx.span_id().to_u64(),
-            ctx.flags().bits() & DEFINED_FLAGS
-        )
+        Self::encode(ctx).iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// The bytes of [`format`](Self::format), without allocating: 55 of
+    /// lowercase hex digits and dashes, ready for a header value.
+    pub fn encode(ctx: &SpanContext) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        fn hex(out: &mut [u8], v: u128) {
+            let n = out.len();
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = HEX[((v >> (4 * (n - 1 - i))) & 0xf) as usize];
+            }
+        }
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex(&mut buf[3..35], ctx.trace_id().to_u128());
+        hex(&mut buf[36..52], u128::from(ctx.span_id().to_u64()));
+        hex(
+            &mut buf[53..55],
+            u128::from(ctx.flags().bits() & DEFINED_FLAGS),
+        );
+        buf
     }
 }
 
@@ -522,13 +537,24 @@ impl fmt::Display for ExtractError {
 /// assert!(propagation::extract(&twice).is_err());
 /// ```
 pub fn extract(carrier: &(impl Extractor + ?Sized)) -> Result<SpanContext, ExtractError> {
-    let parents = carrier.get_all(TRACEPARENT);
-    let tp = match parents.as_slice() {
-        [] => return Err(ExtractError::Missing),
-        [one] => Traceparent::parse(one).map_err(ExtractError::Invalid)?,
+    extract_values(carrier.get_all(TRACEPARENT), || carrier.get_all(TRACESTATE))
+}
+
+/// [`extract`]'s processing model over the values of the two headers, for
+/// carriers that can list them without a `Vec` (the `tower` layers'
+/// header maps); `states` is read only when the parent is valid.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) fn extract_values<'a, S: IntoIterator<Item = &'a str>>(
+    parents: impl IntoIterator<Item = &'a str>,
+    states: impl FnOnce() -> S,
+) -> Result<SpanContext, ExtractError> {
+    let mut parents = parents.into_iter();
+    let tp = match (parents.next(), parents.next()) {
+        (None, _) => return Err(ExtractError::Missing),
+        (Some(one), None) => Traceparent::parse(one).map_err(ExtractError::Invalid)?,
         _ => return Err(ExtractError::Duplicated),
     };
-    let state = TraceState::parse(carrier.get_all(TRACESTATE)).unwrap_or_default();
+    let state = TraceState::parse(states()).unwrap_or_default();
     Ok(SpanContext::new(
         tp.trace_id,
         tp.parent_id,
