@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use tracer_core::{InMemoryExporter, LogRecord, Sampler, SpanData, Tracer};
 use tracer_core::tracing::TracerLayer;
+use tracer_core::{InMemoryExporter, LogRecord, Sampler, SpanData, Tracer};
 use tracing_subscriber::layer::SubscriberExt;
 
 pub struct Setup {
