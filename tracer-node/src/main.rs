@@ -1,8 +1,10 @@
 //! `tracer-node`: serves the Maelstrom protocol on stdin/stdout until stdin
 //! closes, delivers what its exporters hold, and exits 0. Diagnostics go to
-//! stderr.
+//! stderr. `tracer-node view` draws the traces of an export file instead.
 
-use clap::Parser;
+mod view;
+
+use clap::{Parser, Subcommand};
 use std::collections::HashMap;
 use std::io;
 use std::process::ExitCode;
@@ -12,8 +14,11 @@ use tracer_node::{Config, Node, Registry};
 /// protocol). Every option can also be set by the environment variable
 /// named in its help; a flag overrides its variable.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Without a command, the node runs
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Base OTLP/HTTP endpoint; /v1/traces and /v1/logs are appended
     /// [env: OTEL_EXPORTER_OTLP_ENDPOINT]
     #[arg(long, value_name = "URL")]
@@ -85,6 +90,14 @@ struct Cli {
     max_memory: Option<String>,
 }
 
+/// What else the binary does.
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Draw the traces of an OTLP JSON export file (--export-file) in the
+    /// terminal, as an HTML page (--html) or as a Chrome trace (--chrome)
+    View(view::ViewArgs),
+}
+
 impl Cli {
     /// Each flag under the name of the variable it overrides.
     fn overrides(self) -> HashMap<&'static str, String> {
@@ -121,7 +134,11 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let overrides = Cli::parse().overrides();
+    let mut cli = Cli::parse();
+    if let Some(Cmd::View(args)) = cli.cmd.take() {
+        return view::run(args);
+    }
+    let overrides = cli.overrides();
     let config = match Config::from_lookup(&|name| {
         overrides
             .get(name)
