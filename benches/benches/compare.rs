@@ -11,7 +11,7 @@
 //! - `otel_sdk`: the OpenTelemetry SDK directly, same exporter.
 //! - `tracer_in_memory`: tracer with the same in-memory, export-per-span
 //!   pipeline as the two OpenTelemetry rows.
-//! - `tracing_layer`: tokio-tracing spans through tracer-tracing's layer
+//! - `tracing_layer`: tokio-tracing spans through tracer-core's `tracing` layer
 //!   into the `tracer` row's pipeline; `tracing_otel` and `tracing_layer`
 //!   both install their subscriber as each thread's scoped default, so
 //!   that tracing's dispatch costs them the same.
