@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracer_core::propagation;
-use tracer_core::{Sampler, SpanKind};
 use tracer_node::{handler, headers_from_json, Ctx, Error};
 
 /// Downstream calls one `proxy_request` may ask headers for, at most.
@@ -77,18 +76,7 @@ pub fn proxy_request(ctx: &mut Ctx<'_>, req: ProxyRequest) -> Result<ProxyForwar
             )
         })?;
     let parent = propagation::extract(&headers).ok();
-    let rate = ctx.sampling_rate()?;
-    let sampler = rate.map(|r| Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(r))));
-    let mut builder = ctx
-        .tracer()
-        .span_builder("proxy")
-        .kind(SpanKind::Server)
-        .parent_or_root(parent.clone())
-        .attribute("service.name", ctx.me().to_owned());
-    if let Some(s) = &sampler {
-        builder = builder.sampler(s);
-    }
-    let span = builder.start();
+    let span = ctx.server_span("proxy", parent.clone())?;
     let sc = span.context().clone();
     let calls: Vec<Forwarded> = {
         let _current = tracer_core::attach(sc.clone());

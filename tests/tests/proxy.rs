@@ -152,6 +152,27 @@ fn proxy_span_is_stored() {
 }
 
 #[test]
+fn a_request_without_context_starts_a_users_trace_which_is_stored() {
+    // The HTTP request a proxy_request carries is a user's: without a
+    // traceparent it starts a user trace (not the node's own telemetry),
+    // which get_trace finds.
+    let mut node = Node::spawn();
+    let r = proxy(&mut node, json!({}));
+    assert_restarted(&r);
+    let trace_id = r["span"]["trace_id"].as_str().unwrap();
+    let trace = node.call(json!({"type": "get_trace", "trace_id": trace_id}));
+    assert_eq!(trace["type"], "trace", "{trace}");
+    let spans = trace["spans"].as_array().unwrap();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["span_id"] == r["span"]["span_id"] && s["kind"] == "SERVER"),
+        "{trace}"
+    );
+    node.finish();
+}
+
+#[test]
 fn bad_headers_are_rejected() {
     let mut node = Node::spawn();
     for body in [

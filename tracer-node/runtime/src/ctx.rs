@@ -250,6 +250,30 @@ impl<'a> Ctx<'a> {
         sidecar::client_span(&self.state.tracer, name, self.req.reply_src, dest)
     }
 
+    /// Opens the SERVER span of a request this handler serves for a user
+    /// (an `own_span` handler's, like `proxy_request`'s HTTP request), the
+    /// way the sidecar opens a message's: `parent` from the request's own
+    /// headers, where `None` starts a user trace (never the node's own
+    /// telemetry), sampled at the message's `sampling_rate` when it gives
+    /// one (error 12 naming the field when that is bad).
+    pub fn server_span(
+        &self,
+        name: &'static str,
+        parent: Option<SpanContext>,
+    ) -> Result<Span, Error> {
+        Ok(sidecar::server_span(
+            &self.state.tracer,
+            sidecar::Server {
+                name,
+                service: self.req.reply_src,
+                parent,
+                own_root: false,
+                rate: self.sampling_rate()?,
+                telemetry_exported: self.state.pipeline.spans.is_some(),
+            },
+        ))
+    }
+
     /// The SERVER span the sidecar opened for this message (`None` for
     /// handlers registered with `own_span`).
     pub fn span(&mut self) -> Option<&mut Span> {

@@ -536,6 +536,7 @@ impl Node {
                     name: handler.msg_type,
                     service: &a.reply_src,
                     parent: incoming.clone(),
+                    own_root: true,
                     // A bad rate is the handler's to report; the span
                     // just goes without it.
                     rate: sidecar::sampling_rate(rate).ok().flatten(),

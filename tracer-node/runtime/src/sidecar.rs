@@ -92,8 +92,12 @@ pub(crate) struct Server<'a> {
     pub(crate) name: &'static str,
     /// The service answering (the envelope's `dest`, else the node).
     pub(crate) service: &'a str,
-    /// The caller's context; `None` opens a root of the node's telemetry.
+    /// The caller's context; `None` opens a root.
     pub(crate) parent: Option<SpanContext>,
+    /// Whether a root is the node's own telemetry (a message without
+    /// context) rather than a user's trace (a request a handler serves for
+    /// a user, like `proxy_request`'s HTTP request).
+    pub(crate) own_root: bool,
     /// A sampling rate the message asked for (parent-based).
     pub(crate) rate: Option<f64>,
     /// Whether the node's own telemetry goes anywhere (export is on): when
@@ -103,7 +107,7 @@ pub(crate) struct Server<'a> {
 
 /// Opens the SERVER span of an incoming message.
 pub(crate) fn server_span(tracer: &Tracer, s: Server<'_>) -> Span {
-    let own = s.parent.is_none();
+    let own = s.parent.is_none() && s.own_root;
     let sampler = match s.rate {
         _ if own && !s.telemetry_exported => Some(Sampler::AlwaysOff),
         Some(r) => Some(Sampler::ParentBased(Box::new(Sampler::TraceIdRatio(r)))),
