@@ -905,7 +905,7 @@ pub(crate) fn read_line<R: Read>(
                 _ => Line::Complete,
             });
         }
-        let (chunk_len, used, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (chunk_len, used, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (i, i + 1, true),
             None => (avail.len(), avail.len(), false),
         };

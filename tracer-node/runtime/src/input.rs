@@ -106,7 +106,7 @@ impl Input {
             if self.pos < self.chunk.len() {
                 self.partial = true;
                 let rest = &self.chunk[self.pos..];
-                let (len, used, done) = match rest.iter().position(|&b| b == b'\n') {
+                let (len, used, done) = match memchr::memchr(b'\n', rest) {
                     Some(i) => (i, i + 1, true),
                     None => (rest.len(), rest.len(), false),
                 };

@@ -151,7 +151,7 @@ impl Node {
                 // A whole line already in the reader's buffer is handled
                 // where it lies, without a copy.
                 let buf = reader.buffer();
-                if let Some(i) = buf.iter().position(|&b| b == b'\n').filter(|&i| i <= max) {
+                if let Some(i) = memchr::memchr(b'\n', buf).filter(|&i| i <= max) {
                     let l = &buf[..i];
                     self.handle_line(l.strip_suffix(b"\r").unwrap_or(l));
                     reader.consume(i + 1);
