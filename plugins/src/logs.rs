@@ -53,15 +53,16 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest<'_>) -> Result<LogOk, Error> {
             span_id = span_id.or_else(|| Some(Cow::Owned(span.context().span_id().to_hex())));
         }
     }
-    let (service, level) = {
+    let (service, level, trace_id) = {
         let mut logs = ctx.logs();
         let level = req.level.as_deref().map(|l| logs.intern_level(l));
-        (logs.intern_service(&req.service), level)
+        let trace_id = trace_id.as_deref().map(|t| logs.intern_trace(t));
+        (logs.intern_service(&req.service), level, trace_id)
     };
     let entry = LogEntry {
         service,
         message: Arc::from(&*req.message),
-        trace_id: trace_id.as_deref().map(Arc::from),
+        trace_id,
         span_id: span_id.as_deref().map(Arc::from),
         level,
         attributes,

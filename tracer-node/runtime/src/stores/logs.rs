@@ -96,7 +96,7 @@ impl LogProcessor for Processor<LogStore> {
         let entry = LogEntry {
             service: store.intern_service(&record.service),
             message: record.body,
-            trace_id: record.trace_id.map(|t| t.to_hex().into()),
+            trace_id: record.trace_id.map(|t| store.intern_trace(&t.to_hex())),
             span_id: record.span_id.map(|s| s.to_hex().into()),
             level: record.level.map(|l| store.intern_level(&l)),
             attributes,
@@ -152,7 +152,7 @@ pub struct LogStore {
     entries: VecDeque<LogEntry>,
     /// Sequence number of `entries[0]`; entries are numbered in arrival order.
     first_seq: u64,
-    by_trace: HashMap<TraceKey, VecDeque<u64>>,
+    by_trace: HashMap<TraceKey, TraceLogs>,
     by_service: HashMap<Arc<str>, VecDeque<u64>>,
     cap: usize,
     stats: LogStats,
@@ -162,6 +162,14 @@ pub struct LogStore {
     /// the most they may be.
     bytes: usize,
     max_bytes: usize,
+}
+
+/// One trace's entries, and the spelling of its id that the first of them
+/// logged: the entries that spell it the same share that string.
+#[derive(Debug)]
+struct TraceLogs {
+    id: Arc<str>,
+    seqs: VecDeque<u64>,
 }
 
 /// Distinct level spellings shared, at most.
@@ -217,6 +225,16 @@ impl LogStore {
         }
     }
 
+    /// The shared copy of a trace id already in the store, spelled exactly
+    /// so (a trace's entries log its id tens of times; each keeps one
+    /// pointer, not a string); a new id or spelling gets its own copy.
+    pub fn intern_trace(&self, trace_id: &str) -> Arc<str> {
+        match self.by_trace.get(&TraceKey::new(trace_id)) {
+            Some(t) if &*t.id == trace_id => t.id.clone(),
+            _ => Arc::from(trace_id),
+        }
+    }
+
     /// The shared copy of a level (`"INFO"`, `"error"`...): a store holds a
     /// handful of distinct levels, so a million entries hold a few strings.
     /// Past [`MAX_LEVELS`] distinct spellings a level gets a copy of its own.
@@ -252,7 +270,11 @@ impl LogStore {
         if let Some(t) = &entry.trace_id {
             self.by_trace
                 .entry(TraceKey::new(t))
-                .or_default()
+                .or_insert_with(|| TraceLogs {
+                    id: t.clone(),
+                    seqs: VecDeque::new(),
+                })
+                .seqs
                 .push_back(seq);
         }
         match self.by_service.get_mut(&*entry.service) {
@@ -278,7 +300,8 @@ impl LogStore {
         // Index lists are in arrival order, so the evicted entry is at the front.
         if let Some(t) = &old.trace_id {
             let key = TraceKey::new(t);
-            if let Some(list) = self.by_trace.get_mut(&key) {
+            if let Some(t) = self.by_trace.get_mut(&key) {
+                let list = &mut t.seqs;
                 if list.front() == Some(&seq) {
                     list.pop_front();
                 }
@@ -323,7 +346,7 @@ impl LogStore {
         }
         // The narrowest index that applies: trace, else service, else none.
         let index = match (trace_key, q.service) {
-            (Some((_, k)), _) => Some(self.by_trace.get(&k)),
+            (Some((_, k)), _) => Some(self.by_trace.get(&k).map(|t| &t.seqs)),
             (None, Some(s)) => Some(self.by_service.get(s)),
             (None, None) => None,
         };
@@ -383,6 +406,30 @@ mod tests {
             level: None,
             attributes: None,
         }
+    }
+
+    #[test]
+    fn a_traces_entries_share_its_id_as_first_spelled_and_only_while_held() {
+        let mut s = LogStore::new(2);
+        let hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let uuid = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
+        let mut first = entry(&mut s, "web", "a", None);
+        first.trace_id = Some(s.intern_trace(hex));
+        s.push(first);
+        let same = s.intern_trace(hex);
+        let held = s.search(&LogQuery::default())[0].trace_id.clone().unwrap();
+        assert!(Arc::ptr_eq(&same, &held), "one string for the trace");
+        let other = s.intern_trace(uuid);
+        assert_eq!(&*other, uuid, "another spelling is kept as logged");
+        assert!(!Arc::ptr_eq(&other, &held));
+        drop(same);
+        // The trace's entries go: its id is not held any more.
+        for m in ["b", "c"] {
+            let e = entry(&mut s, "web", m, None);
+            s.push(e);
+        }
+        assert!(!Arc::ptr_eq(&s.intern_trace(hex), &held));
+        assert_eq!(Arc::strong_count(&held), 1, "only this test holds it");
     }
 
     #[test]
