@@ -286,3 +286,61 @@ impl std::fmt::Debug for Guard {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disabled_sdk_installs_nothing_and_exports_nothing() {
+        let config = Config {
+            disabled: true,
+            file: Some(std::env::temp_dir().join("tracer-never-written.jsonl")),
+            ..Config::service_defaults()
+        };
+        let guard = Builder::with_config(config).install().expect("installs");
+        assert!(guard.stats().is_empty(), "no pipeline runs");
+        assert!(guard.shutdown().is_empty());
+        assert!(!std::env::temp_dir()
+            .join("tracer-never-written.jsonl")
+            .exists());
+    }
+
+    #[test]
+    fn the_builder_sets_what_it_is_told_over_the_defaults() {
+        let b = Builder::new()
+            .service_name("checkout")
+            .endpoint("http://127.0.0.1:4318/")
+            .header("api-key", "k")
+            .protocol(Protocol::Json)
+            .gzip(true)
+            .flush_timeout(Duration::from_millis(250));
+        let c = b.config();
+        assert_eq!(c.service_name, "checkout");
+        assert_eq!(
+            c.traces_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(
+            c.logs_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/logs")
+        );
+        assert_eq!(c.headers, [("api-key".to_owned(), "k".to_owned())]);
+        assert_eq!(
+            (c.traces_wire, c.logs_wire),
+            (
+                Wire {
+                    protocol: Protocol::Json,
+                    gzip: true
+                },
+                Wire {
+                    protocol: Protocol::Json,
+                    gzip: true
+                }
+            )
+        );
+        assert_eq!(c.flush_timeout, Duration::from_millis(250));
+        let c = b.traces_endpoint(None).config().clone();
+        assert!(!c.traces_enabled() && c.logs_enabled());
+    }
+}
