@@ -53,32 +53,30 @@ pub fn log(ctx: &mut Ctx<'_>, req: LogRequest<'_>) -> Result<LogOk, Error> {
             span_id = span_id.or_else(|| Some(Cow::Owned(span.context().span_id().to_hex())));
         }
     }
-    let (service, level, trace_id) = {
+    let entry = {
         let mut logs = ctx.logs();
-        let level = req.level.as_deref().map(|l| logs.intern_level(l));
-        let trace_id = trace_id.as_deref().map(|t| logs.intern_trace(t));
-        (logs.intern_service(&req.service), level, trace_id)
+        let entry = LogEntry {
+            service: logs.intern_service(&req.service),
+            message: Arc::from(&*req.message),
+            trace_id: trace_id.as_deref().map(|t| logs.intern_trace(t)),
+            span_id: span_id.as_deref().map(Arc::from),
+            level: req.level.as_deref().map(|l| logs.intern_level(l)),
+            attributes,
+        };
+        // Refused whole rather than half-stored, or stored at the cost of
+        // every other entry.
+        if !logs.fits(&entry) {
+            return Err(Error::bad_field(
+                "message",
+                format!(
+                    "a log of {} bytes is larger than the log store's share of the memory budget ({} bytes, TRACER_MAX_MEMORY)",
+                    entry.bytes(),
+                    logs.max_bytes()
+                ),
+            ));
+        }
+        entry
     };
-    let entry = LogEntry {
-        service,
-        message: Arc::from(&*req.message),
-        trace_id,
-        span_id: span_id.as_deref().map(Arc::from),
-        level,
-        attributes,
-    };
-    // Refused whole rather than half-stored, or stored at the cost of
-    // every other entry.
-    let budget = ctx.logs().max_bytes();
-    if entry.bytes() > budget {
-        return Err(Error::bad_field(
-            "message",
-            format!(
-                "a log of {} bytes is larger than the log store's share of the memory budget ({budget} bytes, TRACER_MAX_MEMORY)",
-                entry.bytes()
-            ),
-        ));
-    }
     ctx.push_log(entry);
     Ok(LogOk {})
 }

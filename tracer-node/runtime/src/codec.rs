@@ -771,6 +771,15 @@ impl<'a> Head<'a> {
     }
 }
 
+/// Deserializer methods that hand the value to serde_json as it is.
+macro_rules! fn_json {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            self.json(|de| de.$method(visitor))
+        }
+    )*};
+}
+
 /// Decoding a typed request from a [`Body`]: a map whose values are read
 /// by serde_json from their raw text.
 impl<'de> Deserializer<'de> for &Body<'de> {
@@ -821,14 +830,135 @@ impl<'de> MapAccess<'de> for BodyAccess<'de, '_> {
             .value
             .take()
             .ok_or_else(|| de::Error::custom("a value without its key"))?;
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let v = seed.deserialize(&mut de)?;
-        de.end()?;
-        Ok(v)
+        seed.deserialize(Member(raw.get()))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.members.len())
+    }
+}
+
+/// One member's value, raw JSON text that the line's parse has already
+/// checked. The common cases are read in place: a string without escapes
+/// is its own text between the quotes (borrowed, not scanned again), a
+/// `null` is none, an ignored value is skipped; anything else goes to
+/// serde_json.
+struct Member<'de>(&'de str);
+
+impl<'de> Member<'de> {
+    /// The text of a string literal without escapes.
+    fn plain_str(&self) -> Option<&'de str> {
+        let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\')).then_some(inner)
+    }
+
+    fn json<V, F>(self, visit: F) -> Result<V, serde_json::Error>
+    where
+        F: FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+        ) -> Result<V, serde_json::Error>,
+    {
+        let mut de = serde_json::Deserializer::from_str(self.0);
+        let v = visit(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+}
+
+impl<'de> Deserializer<'de> for Member<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.plain_str() {
+            Some(s) => visitor.visit_borrowed_str(s),
+            None => self.json(|de| de.deserialize_any(visitor)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.plain_str() {
+            Some(s) => visitor.visit_borrowed_str(s),
+            None => self.json(|de| de.deserialize_str(visitor)),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        if self.0 == "null" {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        // RawValue (and the like) is a newtype serde_json treats specially.
+        self.json(|de| de.deserialize_newtype_struct(name, visitor))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.json(|de| de.deserialize_struct(name, fields, visitor))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.json(|de| de.deserialize_enum(name, variants, visitor))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.json(|de| de.deserialize_unit_struct(name, visitor))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.json(|de| de.deserialize_tuple(len, visitor))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.json(|de| de.deserialize_tuple_struct(name, len, visitor))
+    }
+
+    fn_json! {
+        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
+        deserialize_byte_buf deserialize_unit deserialize_seq deserialize_map
     }
 }
 
@@ -838,15 +968,6 @@ pub(crate) struct Envelope<'a, B: Serialize> {
     pub(crate) src: &'a str,
     pub(crate) dest: &'a str,
     pub(crate) body: B,
-}
-
-/// A reply body: the handler's body plus `in_reply_to`.
-#[derive(Serialize)]
-pub(crate) struct ReplyBody<'a, T: Serialize + ?Sized> {
-    #[serde(flatten)]
-    pub(crate) body: &'a T,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) in_reply_to: Option<u64>,
 }
 
 /// A body the node sends on its own: its own `msg_id`, and the trace
@@ -993,6 +1114,44 @@ mod tests {
             .decode::<Req<'_>>()
             .unwrap_err();
         assert!(e.text.starts_with("field `n`:"), "{}", e.text);
+    }
+
+    #[test]
+    fn member_values_read_in_place_decode_as_serde_json_would() {
+        #[derive(Deserialize, Debug)]
+        struct Req<'a> {
+            #[serde(borrow)]
+            plain: Cow<'a, str>,
+            #[serde(borrow)]
+            escaped: Cow<'a, str>,
+            #[serde(borrow)]
+            none: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            some: Option<Cow<'a, str>>,
+            n: u64,
+            #[serde(borrow)]
+            raw: &'a RawValue,
+            tags: Vec<String>,
+        }
+        let line = r#"{"body":{"plain":"a b","escaped":"q\"\u00e9","none":null,"some":"s","n":7,"raw":{"k":[1]},"tags":["x"],"ignored":{"deep":[true]}}}"#;
+        let body = parse_line(line).unwrap().body.unwrap();
+        let r: Req<'_> = body.decode().unwrap();
+        assert!(matches!(r.plain, Cow::Borrowed("a b")), "borrowed in place");
+        assert_eq!(r.escaped, "q\"\u{e9}", "escapes go through serde_json");
+        assert_eq!(r.none, None);
+        assert_eq!(r.some.as_deref(), Some("s"));
+        assert_eq!(
+            (r.n, r.raw.get(), r.tags.as_slice()),
+            (7, r#"{"k":[1]}"#, &["x".to_owned()][..])
+        );
+        // A mistyped value is still refused, naming the field.
+        let e = parse_line(r#"{"plain":5,"escaped":"","n":1,"raw":1,"tags":[]}"#)
+            .unwrap()
+            .body
+            .unwrap()
+            .decode::<Req<'_>>()
+            .unwrap_err();
+        assert!(e.text.starts_with("field `plain`:"), "{}", e.text);
     }
 
     /// The error for a line as `handle_line` builds it.

@@ -2,7 +2,7 @@
 //! plugin state, the sidecar's span, and the calls it leaves behind (RPCs
 //! waiting for replies, timers).
 
-use crate::codec::{Body, CowStr, Envelope, ReplyBody, SentBody};
+use crate::codec::{Body, CowStr, Envelope, SentBody};
 use crate::config::Config;
 use crate::error::Error;
 use crate::sidecar;
@@ -301,15 +301,12 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.replied = true;
-        let env = Envelope {
-            src: self.req.reply_src,
-            dest: self.req.reply_dest,
-            body: ReplyBody {
-                body,
-                in_reply_to: self.req.msg_id,
-            },
-        };
-        self.state.write_line(&env);
+        self.state.write_reply(
+            self.req.reply_src,
+            self.req.reply_dest,
+            body,
+            self.req.msg_id,
+        );
     }
 
     /// Writes a request to a cluster peer with the node's next `msg_id`,
@@ -447,14 +444,8 @@ impl<'a> Ctx<'a> {
         if to.in_reply_to.is_none() && !to.always {
             return;
         }
-        self.state.write_line(&Envelope {
-            src: &to.src,
-            dest: &to.dest,
-            body: ReplyBody {
-                body,
-                in_reply_to: to.in_reply_to,
-            },
-        });
+        self.state
+            .write_reply(&to.src, &to.dest, body, to.in_reply_to);
     }
 
     /// Answers a deferred request with an error.

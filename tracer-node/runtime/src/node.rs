@@ -2,7 +2,7 @@
 //! sidecar's span, write the reply; fire timers between lines and while
 //! waiting for input; flush output only when about to wait.
 
-use crate::codec::{self, Body, Envelope, Head, Incoming, Line};
+use crate::codec::{self, Body, Head, Incoming, Line};
 use crate::config::Config;
 use crate::ctx::{Calls, Ctx, Due, Request, RpcCallback, RpcError};
 use crate::error::{Error, ErrorCode};
@@ -596,15 +596,8 @@ impl Node {
                 self.state.node_id = Some(init.node_id);
                 self.state.node_ids = init.node_ids;
                 if a.msg_id.is_some() {
-                    let reply = Envelope {
-                        src: &a.reply_src,
-                        dest: &a.reply_dest,
-                        body: codec::ReplyBody {
-                            body: &InitOk {},
-                            in_reply_to: a.msg_id,
-                        },
-                    };
-                    self.state.write_line(&reply);
+                    self.state
+                        .write_reply(&a.reply_src, &a.reply_dest, &InitOk {}, a.msg_id);
                 }
             }
             Err(e) => self

@@ -105,6 +105,61 @@ impl State {
         }
     }
 
+    /// Writes a reply: `body` (which serializes to a JSON object) with
+    /// `in_reply_to` added, from `src` to `dest`. The body is written as
+    /// serde writes it and `in_reply_to` appended before its closing brace:
+    /// the same line as a flattened struct, without serde's buffering of
+    /// flattened fields. A body that is not an object is refused, as
+    /// flattening refuses it.
+    pub(crate) fn write_reply<T: Serialize + ?Sized>(
+        &mut self,
+        src: &str,
+        dest: &str,
+        body: &T,
+        in_reply_to: Option<u64>,
+    ) -> bool {
+        let start = self.out.len();
+        let written = (|| -> serde_json::Result<bool> {
+            let out = &mut self.out;
+            out.extend_from_slice(b"{\"src\":");
+            serde_json::to_writer(&mut *out, src)?;
+            out.extend_from_slice(b",\"dest\":");
+            serde_json::to_writer(&mut *out, dest)?;
+            out.extend_from_slice(b",\"body\":");
+            let body_start = out.len();
+            serde_json::to_writer(&mut *out, body)?;
+            if out.get(body_start) != Some(&b'{') || out.last() != Some(&b'}') {
+                return Ok(false);
+            }
+            if let Some(id) = in_reply_to {
+                out.pop();
+                if out.len() > body_start + 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\"in_reply_to\":");
+                out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"}\n");
+            Ok(true)
+        })();
+        match written {
+            Ok(true) => true,
+            Ok(false) => {
+                self.out.truncate(start);
+                eprintln!(
+                    "tracer-node: could not serialize a reply: its body is not a JSON object"
+                );
+                false
+            }
+            Err(e) => {
+                self.out.truncate(start);
+                eprintln!("tracer-node: could not serialize a reply: {e}");
+                false
+            }
+        }
+    }
+
     pub(crate) fn write_error(
         &mut self,
         src: &str,
@@ -122,5 +177,48 @@ impl State {
                 text: &e.text,
             },
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stores::StoreLimits;
+
+    fn state() -> State {
+        State::new(
+            Config::default(),
+            Tracer::noop(),
+            Arc::new(Mutex::new(TraceStore::new(StoreLimits::default()))),
+            Pipeline::default(),
+        )
+    }
+
+    #[test]
+    fn a_reply_is_its_body_with_in_reply_to_added() {
+        #[derive(Serialize)]
+        struct Empty {}
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "echo_ok")]
+        struct Echo<'a> {
+            echo: &'a str,
+        }
+        let mut s = state();
+        assert!(s.write_reply("n\"1", "c1", &Echo { echo: "a}b" }, Some(7)));
+        assert!(s.write_reply("n1", "c1", &Empty {}, Some(8)));
+        assert!(s.write_reply("n1", "c1", &Echo { echo: "x" }, None));
+        assert!(!s.write_reply("n1", "c1", "not an object", Some(9)));
+        assert_eq!(
+            String::from_utf8(s.out.clone()).unwrap(),
+            concat!(
+                r#"{"src":"n\"1","dest":"c1","body":{"type":"echo_ok","echo":"a}b","in_reply_to":7}}"#,
+                "\n",
+                r#"{"src":"n1","dest":"c1","body":{"in_reply_to":8}}"#,
+                "\n",
+                r#"{"src":"n1","dest":"c1","body":{"type":"echo_ok","echo":"x"}}"#,
+                "\n",
+            ),
+            "a refused body writes nothing"
+        );
     }
 }
