@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Identifies a scheduled timer, for [`Timers::cancel`].
+/// Identifies a scheduled timer, for `Timers::cancel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(u64);
 

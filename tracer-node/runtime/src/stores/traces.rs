@@ -13,7 +13,7 @@ pub struct StoreLimits {
     pub max_traces: usize,
     /// Spans kept per trace; later spans of a full trace are dropped.
     pub max_spans_per_trace: usize,
-    /// Bytes the stored spans may hold (see [`span_bytes`]); past it the
+    /// Bytes the stored spans may hold (see `span_bytes`); past it the
     /// oldest traces go first.
     pub max_bytes: usize,
 }
