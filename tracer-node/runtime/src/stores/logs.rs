@@ -150,6 +150,11 @@ pub struct LogStats {
 #[derive(Debug)]
 pub struct LogStore {
     entries: VecDeque<LogEntry>,
+    /// For each entry (same positions as `entries`), the sequence number
+    /// of the previous entry of its trace ([`NO_SEQ`] for none): a trace's
+    /// entries are a chain from its index entry back through this, so that
+    /// storing a log appends here instead of growing a list per trace.
+    prev_in_trace: VecDeque<u64>,
     /// Sequence number of `entries[0]`; entries are numbered in arrival order.
     first_seq: u64,
     by_trace: HashMap<TraceKey, TraceLogs>,
@@ -164,13 +169,19 @@ pub struct LogStore {
     max_bytes: usize,
 }
 
-/// One trace's entries, and the spelling of its id that the first of them
-/// logged: the entries that spell it the same share that string.
+/// One trace's entries: the newest (the chain runs back from it through
+/// `prev_in_trace`) and how many are held, and the spelling of its id that
+/// the first of them logged: the entries that spell it the same share that
+/// string.
 #[derive(Debug)]
 struct TraceLogs {
     id: Arc<str>,
-    seqs: VecDeque<u64>,
+    last: u64,
+    held: u64,
 }
+
+/// No previous entry in the trace.
+const NO_SEQ: u64 = u64::MAX;
 
 /// Distinct level spellings shared, at most.
 pub const MAX_LEVELS: usize = 32;
@@ -189,6 +200,7 @@ impl LogStore {
     pub fn with_bytes(cap: usize, max_bytes: usize) -> Self {
         LogStore {
             entries: VecDeque::new(),
+            prev_in_trace: VecDeque::new(),
             first_seq: 0,
             by_trace: HashMap::default(),
             by_service: HashMap::default(),
@@ -267,16 +279,22 @@ impl LogStore {
         }
         self.bytes += cost;
         let seq = self.first_seq + self.entries.len() as u64;
-        if let Some(t) = &entry.trace_id {
-            self.by_trace
-                .entry(TraceKey::new(t))
-                .or_insert_with(|| TraceLogs {
-                    id: t.clone(),
-                    seqs: VecDeque::new(),
-                })
-                .seqs
-                .push_back(seq);
-        }
+        let prev = match &entry.trace_id {
+            Some(t) => {
+                let trace = self
+                    .by_trace
+                    .entry(TraceKey::new(t))
+                    .or_insert_with(|| TraceLogs {
+                        id: t.clone(),
+                        last: NO_SEQ,
+                        held: 0,
+                    });
+                trace.held += 1;
+                std::mem::replace(&mut trace.last, seq)
+            }
+            None => NO_SEQ,
+        };
+        self.prev_in_trace.push_back(prev);
         match self.by_service.get_mut(&*entry.service) {
             Some(list) => list.push_back(seq),
             None => {
@@ -293,23 +311,23 @@ impl LogStore {
         let Some(old) = self.entries.pop_front() else {
             return;
         };
+        self.prev_in_trace.pop_front();
         let seq = self.first_seq;
         self.first_seq += 1;
         self.stats.dropped += 1;
         self.bytes -= old.bytes();
-        // Index lists are in arrival order, so the evicted entry is at the front.
+        // The evicted entry is its trace's oldest: the chain just ends
+        // one earlier.
         if let Some(t) = &old.trace_id {
             let key = TraceKey::new(t);
             if let Some(t) = self.by_trace.get_mut(&key) {
-                let list = &mut t.seqs;
-                if list.front() == Some(&seq) {
-                    list.pop_front();
-                }
-                if list.is_empty() {
+                t.held -= 1;
+                if t.held == 0 {
                     self.by_trace.remove(&key);
                 }
             }
         }
+        // Index lists are in arrival order, so the evicted entry is at the front.
         if let Some(list) = self.by_service.get_mut(&*old.service) {
             if list.front() == Some(&seq) {
                 list.pop_front();
@@ -345,11 +363,24 @@ impl LogStore {
             return Vec::new();
         }
         // The narrowest index that applies: trace, else service, else none.
-        let index = match (trace_key, q.service) {
-            (Some((_, k)), _) => Some(self.by_trace.get(&k).map(|t| &t.seqs)),
-            (None, Some(s)) => Some(self.by_service.get(s)),
-            (None, None) => None,
-        };
+        if let Some((_, k)) = trace_key {
+            let mut seqs = Vec::new();
+            if let Some(t) = self.by_trace.get(&k) {
+                let mut seq = t.last;
+                while seq != NO_SEQ && seq >= self.first_seq {
+                    seqs.push(seq);
+                    seq = self.prev_in_trace[(seq - self.first_seq) as usize];
+                }
+            }
+            return seqs
+                .into_iter()
+                .rev()
+                .filter_map(|s| self.at(s))
+                .filter(|e| matches(e))
+                .take(q.limit)
+                .collect();
+        }
+        let index = q.service.map(|s| self.by_service.get(s));
         if let Some(seqs) = index {
             return seqs
                 .into_iter()
@@ -406,6 +437,38 @@ mod tests {
             level: None,
             attributes: None,
         }
+    }
+
+    #[test]
+    fn a_traces_chain_holds_its_entries_oldest_first_across_evictions() {
+        let mut s = LogStore::new(5);
+        // t0 t1 t2 t0 t1 t2 t0 t1 t2: the first four go.
+        for i in 0..9 {
+            let t = format!("trace-{}", i % 3);
+            let e = entry(&mut s, "web", &i.to_string(), Some(&t));
+            s.push(e);
+        }
+        let msgs = |s: &LogStore, trace: &str, limit: usize| -> Vec<String> {
+            s.search(&LogQuery {
+                trace_id: Some(trace),
+                limit,
+                ..LogQuery::default()
+            })
+            .iter()
+            .map(|e| e.message.to_string())
+            .collect()
+        };
+        assert_eq!(msgs(&s, "trace-0", 10), ["6"]);
+        assert_eq!(msgs(&s, "trace-1", 10), ["4", "7"]);
+        assert_eq!(msgs(&s, "trace-2", 10), ["5", "8"]);
+        assert_eq!(msgs(&s, "trace-2", 1), ["5"], "the limit keeps the oldest");
+        // A trace whose entries all went is forgotten.
+        for i in 9..14 {
+            let e = entry(&mut s, "web", &i.to_string(), Some("other"));
+            s.push(e);
+        }
+        assert!(msgs(&s, "trace-1", 10).is_empty());
+        assert_eq!(s.by_trace.len(), 1);
     }
 
     #[test]
