@@ -845,6 +845,23 @@ impl<'de> MapAccess<'de> for BodyAccess<'de, '_> {
 /// serde_json.
 struct Member<'de>(&'de str);
 
+/// Decodes one raw member value (a message's `type`, `msg_id`...) the way
+/// a typed request's members are decoded.
+pub(crate) fn decode_member<'de, T: Deserialize<'de>>(
+    raw: &'de RawValue,
+) -> Result<T, serde_json::Error> {
+    T::deserialize(Member(raw.get()))
+}
+
+/// Decodes a raw member that must be a string, borrowed when it holds no
+/// escape.
+pub(crate) fn decode_str<'de>(raw: &'de RawValue) -> Result<Cow<'de, str>, serde_json::Error> {
+    match Member(raw.get()).plain_str() {
+        Some(s) => Ok(Cow::Borrowed(s)),
+        None => serde_json::from_str::<String>(raw.get()).map(Cow::Owned),
+    }
+}
+
 impl<'de> Member<'de> {
     /// The text of a string literal without escapes.
     fn plain_str(&self) -> Option<&'de str> {
@@ -888,6 +905,21 @@ impl<'de> Deserializer<'de> for Member<'de> {
 
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         self.deserialize_str(visitor)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        // JSON's non-negative integers: no sign, no leading zero, no
+        // fraction or exponent; 19 digits always fit.
+        let b = self.0.as_bytes();
+        let plain = !b.is_empty()
+            && b.len() <= 19
+            && b.iter().all(u8::is_ascii_digit)
+            && (b.len() == 1 || b[0] != b'0');
+        if plain {
+            let n = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            return visitor.visit_u64(n);
+        }
+        self.json(|de| de.deserialize_u64(visitor))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
@@ -956,8 +988,7 @@ impl<'de> Deserializer<'de> for Member<'de> {
 
     fn_json! {
         deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
+        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_seq deserialize_map
     }
 }
@@ -1152,6 +1183,34 @@ mod tests {
             .decode::<Req<'_>>()
             .unwrap_err();
         assert!(e.text.starts_with("field `plain`:"), "{}", e.text);
+    }
+
+    #[test]
+    fn ids_and_types_read_in_place_agree_with_serde_json() {
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).unwrap();
+        for t in [
+            "0",
+            "7",
+            "18446744073709551615",
+            "12345678901234567890",
+            "1.0",
+            "-1",
+            "1e3",
+            "\"1\"",
+        ] {
+            let r = raw(t);
+            assert_eq!(
+                decode_member::<u64>(&r).ok(),
+                serde_json::from_str::<u64>(t).ok(),
+                "{t}"
+            );
+        }
+        assert!(matches!(
+            decode_str(&raw(r#""log""#)).unwrap(),
+            Cow::Borrowed("log")
+        ));
+        assert_eq!(decode_str(&raw(r#""l\u006fg""#)).unwrap(), "log");
+        assert!(decode_str(&raw("5")).is_err());
     }
 
     /// The error for a line as `handle_line` builds it.

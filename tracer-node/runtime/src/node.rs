@@ -417,7 +417,7 @@ impl Node {
         head: &Head<'l>,
     ) -> Result<Addressed<'l>, (Cow<'l, str>, Cow<'l, str>, Option<u64>, Error)> {
         let (reply_src, reply_dest) = self.reply_ends(msg);
-        let msg_id = match head.msg_id.map(|r| serde_json::from_str::<u64>(r.get())) {
+        let msg_id = match head.msg_id.map(codec::decode_member::<u64>) {
             None => None,
             Some(Ok(id)) => Some(id),
             Some(Err(_)) => {
@@ -425,10 +425,7 @@ impl Node {
                 return Err((reply_src, reply_dest, None, e));
             }
         };
-        let msg_type = match head
-            .msg_type
-            .map(|r| serde_json::from_str::<Cow<'l, str>>(r.get()))
-        {
+        let msg_type = match head.msg_type.map(codec::decode_str) {
             Some(Ok(t)) => t,
             None => {
                 let e = Error::malformed("missing field `type`");
@@ -441,7 +438,7 @@ impl Node {
         };
         let in_reply_to = head
             .in_reply_to
-            .and_then(|r| serde_json::from_str::<u64>(r.get()).ok());
+            .and_then(|r| codec::decode_member::<u64>(r).ok());
         Ok(Addressed {
             reply_src,
             reply_dest,
