@@ -163,7 +163,7 @@ fn node_with_pending_rpcs(pending: usize) -> Node {
 
 /// One `log` line (parse, handle, fire due timers) with this many RPCs
 /// pending: the cost must not grow with them.
-#[divan::bench(args = [40, 40_000], sample_count = 20, sample_size = 1000)]
+#[divan::bench(args = [40, 4_000, 40_000], sample_count = 20, sample_size = 1000)]
 fn log_line_with_pending_rpcs(bencher: divan::Bencher<'_, '_>, pending: usize) {
     let mut n = node_with_pending_rpcs(pending);
     let line = br#"{"src":"c1","dest":"n1","body":{"type":"log","msg_id":1,"message":"m"}}"#;
