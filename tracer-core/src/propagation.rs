@@ -160,7 +160,7 @@ impl Traceparent {
     /// version, 4.1.2: "Vendors will set all unparsed / unknown
     /// `trace-flags` to 0 on outgoing requests").
     pub fn format(ctx: &SpanContext) -> String {
-        Self::encode(ctx).iter().map(|&b| char::from(b)).collect()
+        String::from_utf8(Self::encode(ctx).to_vec()).expect("hex digits and dashes")
     }
 
     /// The bytes of [`format`](Self::format), without allocating: 55 of
@@ -441,8 +441,9 @@ fn truncate(mut members: Vec<(String, String)>) -> Vec<(String, String)> {
 /// Something headers can be read from. Names are matched case-insensitively;
 /// a name may occur more than once, as on the wire.
 pub trait Extractor {
-    /// Every value of the header `name`, in order.
-    fn get_all(&self, name: &str) -> Vec<&str>;
+    /// Every value of the header `name`, in order, as the carrier holds
+    /// them (no list is built).
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str>;
 }
 
 /// Something headers can be written to.
@@ -452,11 +453,10 @@ pub trait Injector {
 }
 
 impl Extractor for HashMap<String, String> {
-    fn get_all(&self, name: &str) -> Vec<&str> {
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-            .collect()
     }
 }
 
@@ -468,17 +468,16 @@ impl Injector for HashMap<String, String> {
 }
 
 impl Extractor for Vec<(String, String)> {
-    fn get_all(&self, name: &str) -> Vec<&str> {
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.as_slice().get_all(name)
     }
 }
 
 impl Extractor for [(String, String)] {
-    fn get_all(&self, name: &str) -> Vec<&str> {
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-            .collect()
     }
 }
 
@@ -537,24 +536,14 @@ impl fmt::Display for ExtractError {
 /// assert!(propagation::extract(&twice).is_err());
 /// ```
 pub fn extract(carrier: &(impl Extractor + ?Sized)) -> Result<SpanContext, ExtractError> {
-    extract_values(carrier.get_all(TRACEPARENT), || carrier.get_all(TRACESTATE))
-}
-
-/// [`extract`]'s processing model over the values of the two headers, for
-/// carriers that can list them without a `Vec` (the `tower` layers'
-/// header maps); `states` is read only when the parent is valid.
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(crate) fn extract_values<'a, S: IntoIterator<Item = &'a str>>(
-    parents: impl IntoIterator<Item = &'a str>,
-    states: impl FnOnce() -> S,
-) -> Result<SpanContext, ExtractError> {
-    let mut parents = parents.into_iter();
+    let mut parents = carrier.get_all(TRACEPARENT);
     let tp = match (parents.next(), parents.next()) {
         (None, _) => return Err(ExtractError::Missing),
         (Some(one), None) => Traceparent::parse(one).map_err(ExtractError::Invalid)?,
         _ => return Err(ExtractError::Duplicated),
     };
-    let state = TraceState::parse(states()).unwrap_or_default();
+    // Read only once the parent is known good.
+    let state = TraceState::parse(carrier.get_all(TRACESTATE)).unwrap_or_default();
     Ok(SpanContext::new(
         tp.trace_id,
         tp.parent_id,
@@ -622,7 +611,7 @@ mod tests {
 
     fn outgoing_with(sampler: Sampler, incoming: &[(&str, &str)]) -> (Traceparent, TraceState) {
         let out = service(sampler, incoming);
-        let tp = out.get_all(TRACEPARENT);
+        let tp: Vec<&str> = out.get_all(TRACEPARENT).collect();
         assert_eq!(tp.len(), 1, "one traceparent: {out:?}");
         let tp = Traceparent::parse(tp[0]).unwrap();
         (tp, TraceState::parse(out.get_all(TRACESTATE)).unwrap())
@@ -1316,7 +1305,10 @@ mod tests {
             Sampler::default(),
             &[("traceparent", SUITE_TP), ("tracestate", "")],
         );
-        assert!(out.get_all(TRACESTATE).is_empty(), "not sent: {out:?}");
+        assert!(
+            out.get_all(TRACESTATE).next().is_none(),
+            "not sent: {out:?}"
+        );
         for pair in [["foo=1", ""], ["", "foo=1"]] {
             let (tp, ts) = outgoing(&[
                 ("traceparent", SUITE_TP),

@@ -6,7 +6,6 @@ use super::config::{Config, Error, Protocol, Wire};
 use super::export::{BatchSettings, ExportStats, Pipeline};
 use crate::{global, LogBridge, Sampler, Tracer};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sets the service up from the environment: `OTEL_EXPORTER_OTLP_*`
@@ -206,12 +205,12 @@ impl Builder {
         let config = self.config;
         if config.disabled {
             return Ok(Guard {
-                pipeline: Arc::new(Pipeline::default()),
+                pipeline: Pipeline::default(),
                 flush_timeout: config.flush_timeout,
                 done: false,
             });
         }
-        let pipeline = Arc::new(Pipeline::from_config(&config)?);
+        let pipeline = Pipeline::from_config(&config)?;
         let tracer = Tracer::new(config.sampler.clone(), pipeline.span_processor());
         if global::set_tracer(tracer).is_err() {
             return Err(Error(
@@ -245,7 +244,7 @@ impl Builder {
 /// flight included. Hold it in `main`.
 #[must_use = "dropping the guard stops the export"]
 pub struct Guard {
-    pipeline: Arc<Pipeline>,
+    pipeline: Pipeline,
     flush_timeout: Duration,
     done: bool,
 }

@@ -2,9 +2,8 @@
 //! injected into the request.
 
 use super::TracedBody;
-use super::{
-    headers, method_name, record_method, split_host_port, tracer_or_global, ResponseFuture,
-};
+use super::{method_name, record_method, split_host_port, tracer_or_global, ResponseFuture};
+use crate::propagation;
 use crate::span::{Span, SpanKind};
 use crate::tracer::Tracer;
 use http::header::HOST;
@@ -108,7 +107,7 @@ where
         if span.is_recording() {
             describe_request(&mut span, &request);
         }
-        headers::inject(span.context(), request.headers_mut());
+        propagation::inject(span.context(), request.headers_mut());
         let future = {
             let _current = span.enter();
             self.inner.call(request)

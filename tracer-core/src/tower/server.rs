@@ -1,9 +1,10 @@
 //! The server layer: a SERVER span per request, continuing the caller's trace.
 
 use super::{
-    headers, method_name, protocol_version, record_method, split_host_port, tracer_or_global,
+    method_name, protocol_version, record_method, split_host_port, tracer_or_global,
     ResponseFuture, TracedBody,
 };
+use crate::propagation;
 use crate::span::{Span, SpanKind};
 use crate::tracer::Tracer;
 use http::header::{HOST, USER_AGENT};
@@ -179,7 +180,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // No valid traceparent (none, two, or one that does not parse):
         // a new trace, whatever span may be current on this thread.
-        let parent = headers::extract(request.headers());
+        let parent = propagation::extract(request.headers()).ok();
         let mut span = tracer_or_global(&self.tracer)
             .span_builder(method_name(request.method()))
             .kind(SpanKind::Server)

@@ -189,16 +189,14 @@ pub(crate) fn parse_line<'a>(line: &'a str) -> Result<Incoming<'a>, Refused> {
     };
     let string = |m: Option<(CowStr<'a>, &'a RawValue)>| match m {
         None => Ok(None),
-        Some((k, v)) => serde_json::from_str::<CowStr<'a>>(v.get())
-            .map(Some)
-            .map_err(|_| {
-                refuse(
-                    line.as_bytes(),
-                    None,
-                    format!("field `{}` must be a string", k.0),
-                    "",
-                )
-            }),
+        Some((k, v)) => decode_str(v).map(|s| Some(CowStr(s))).map_err(|_| {
+            refuse(
+                line.as_bytes(),
+                None,
+                format!("field `{}` must be a string", k.0),
+                "",
+            )
+        }),
     };
     Ok(Incoming {
         src: string(top.src)?,
@@ -856,10 +854,7 @@ pub(crate) fn decode_member<'de, T: Deserialize<'de>>(
 /// Decodes a raw member that must be a string, borrowed when it holds no
 /// escape.
 pub(crate) fn decode_str<'de>(raw: &'de RawValue) -> Result<Cow<'de, str>, serde_json::Error> {
-    match Member(raw.get()).plain_str() {
-        Some(s) => Ok(Cow::Borrowed(s)),
-        None => serde_json::from_str::<String>(raw.get()).map(Cow::Owned),
-    }
+    decode_member::<CowStr<'de>>(raw).map(|s| s.0)
 }
 
 impl<'de> Member<'de> {
