@@ -12,14 +12,29 @@ use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// How many entered contexts a thread keeps in [`FRAMES`]; deeper ones
+/// (rare) go to [`SPILL`].
+const INLINE: usize = 32;
+
 thread_local! {
-    /// The entered contexts, innermost last.
-    static STACK: RefCell<Vec<SpanContext>> = const { RefCell::new(Vec::new()) };
-    /// The innermost context's plain parts, kept beside the stack. A
-    /// thread-local that needs no destructor is read with one `%fs` load;
-    /// the stack (a `Vec`, which does) goes through std's lazy accessor.
-    /// Every new span reads the current context, so this is its hot path.
+    /// The innermost context's plain parts. A thread-local that needs no
+    /// destructor is read with one `%fs` load; every new span reads the
+    /// current context, so this is its hot path.
     static TOP: Cell<Option<Top>> = const { Cell::new(None) };
+    /// How many contexts are entered on this thread.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// The entered contexts' plain parts and tags, outermost first, for
+    /// the first [`INLINE`] depths: entering and leaving a context writes
+    /// and reads plain cells (no borrow flag, no destructor, no
+    /// allocation).
+    static FRAMES: [Cell<Frame>; INLINE] = const { [const { Cell::new(Frame::EMPTY) }; INLINE] };
+    /// The whole contexts of the frames that have `tracestate` members,
+    /// and of every frame past [`INLINE`], with their depth and tag,
+    /// innermost last.
+    static SPILL: RefCell<Vec<(usize, SpanContext, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Whether [`SPILL`] holds anything, so that leaving a context looks
+    /// at it only then.
+    static SPILLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// What [`TOP`] keeps of a context: all but a non-empty trace state.
@@ -29,7 +44,7 @@ struct Top {
     span_id: SpanId,
     flags: TraceFlags,
     is_remote: bool,
-    /// The context has `tracestate` members: read it from the stack.
+    /// The context has `tracestate` members: read it from [`SPILL`].
     has_state: bool,
 }
 
@@ -43,6 +58,27 @@ impl Top {
             has_state: !ctx.trace_state().is_empty(),
         }
     }
+}
+
+/// One entered context: its plain parts and its tag (zero for tracer's
+/// own [`attach`], a `tracing` span's id for the layer's enter).
+#[derive(Clone, Copy)]
+struct Frame {
+    top: Top,
+    tag: u64,
+}
+
+impl Frame {
+    const EMPTY: Frame = Frame {
+        top: Top {
+            trace_id: TraceId::INVALID,
+            span_id: SpanId::INVALID,
+            flags: TraceFlags::NONE,
+            is_remote: false,
+            has_state: false,
+        },
+        tag: 0,
+    };
 }
 
 /// The current span's context on this thread, if any.
@@ -64,22 +100,144 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
             top.is_remote,
             TraceState::EMPTY,
         ))),
-        Some(_) => STACK.with(|s| f(s.borrow().last())),
+        // The innermost frame has a trace state, so it was spilled, and
+        // is the spill's last entry.
+        Some(_) => SPILL.with(|s| f(s.borrow().last().map(|(_, c, _)| c))),
     }
 }
 
 /// Makes `ctx` current until the guard drops.
 pub fn attach(ctx: SpanContext) -> ContextGuard {
-    let top = Top::of(&ctx);
-    let depth = STACK.with(|s| {
-        let mut s = s.borrow_mut();
-        s.push(ctx);
-        s.len() - 1
-    });
-    TOP.set(Some(top));
     ContextGuard {
-        depth,
+        depth: push(ctx, 0),
         _not_send: PhantomData,
+    }
+}
+
+/// Enters `ctx` with `tag`; returns the depth it was entered at.
+#[inline]
+fn push(ctx: SpanContext, tag: u64) -> usize {
+    let top = Top::of(&ctx);
+    let depth = DEPTH.get();
+    if depth < INLINE {
+        FRAMES.with(|f| f[depth].set(Frame { top, tag }));
+        if top.has_state {
+            spill(depth, ctx, tag);
+        }
+    } else {
+        spill(depth, ctx, tag);
+    }
+    DEPTH.set(depth + 1);
+    TOP.set(Some(top));
+    depth
+}
+
+#[cold]
+fn spill(depth: usize, ctx: SpanContext, tag: u64) {
+    SPILL.with(|s| s.borrow_mut().push((depth, ctx, tag)));
+    SPILLED.set(true);
+}
+
+/// Leaves every context entered at `depth` or deeper (none if there are
+/// none so deep: a guard dropped after an outer one left it already).
+#[inline]
+fn truncate(depth: usize) {
+    if depth >= DEPTH.get() {
+        return;
+    }
+    DEPTH.set(depth);
+    if SPILLED.get() {
+        unspill(depth);
+    }
+    TOP.set(depth.checked_sub(1).map(|d| frame_at(d).top));
+}
+
+#[cold]
+fn unspill(depth: usize) {
+    SPILL.with(|s| {
+        let mut s = s.borrow_mut();
+        while s.last().is_some_and(|(d, _, _)| *d >= depth) {
+            s.pop();
+        }
+        SPILLED.set(!s.is_empty());
+    });
+}
+
+/// The frame entered at `depth`, which must be below the current depth.
+#[inline(always)]
+fn frame_at(depth: usize) -> Frame {
+    if depth < INLINE {
+        FRAMES.with(|f| f[depth].get())
+    } else {
+        spilled_frame(depth)
+    }
+}
+
+#[cold]
+fn spilled_frame(depth: usize) -> Frame {
+    SPILL.with(|s| {
+        let s = s.borrow();
+        let (_, ctx, tag) = s
+            .iter()
+            .rev()
+            .find(|(d, _, _)| *d == depth)
+            .expect("every frame past the inline ones is spilled");
+        Frame {
+            top: Top::of(ctx),
+            tag: *tag,
+        }
+    })
+}
+
+/// Makes `ctx` current until [`leave_tagged`] is called with the same
+/// (non-zero) tag on this thread: the `tracing` layer's enter and exit,
+/// which come as two calls rather than a guard.
+#[cfg(feature = "tracing")]
+#[inline]
+pub(crate) fn enter_tagged(ctx: SpanContext, tag: std::num::NonZeroU64) {
+    push(ctx, tag.get());
+}
+
+/// Leaves the innermost context entered with `tag`, and any entered above
+/// it (the stack is a stack); does nothing if there is none.
+#[cfg(feature = "tracing")]
+#[inline]
+pub(crate) fn leave_tagged(tag: std::num::NonZeroU64) {
+    let mut depth = DEPTH.get();
+    while depth > 0 {
+        depth -= 1;
+        if frame_at(depth).tag == tag.get() {
+            truncate(depth);
+            return;
+        }
+    }
+}
+
+/// The plain parts of a context (no `tracestate` members), copied out of
+/// and back into a [`SpanContext`] without touching a reference count: what
+/// the `tracing` layer caches of the span made last on a thread.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Copy)]
+pub(crate) struct PlainContext(Top);
+
+#[cfg(feature = "tracing")]
+impl PlainContext {
+    /// `None` when the context has `tracestate` members.
+    pub(crate) fn of(ctx: &SpanContext) -> Option<PlainContext> {
+        let top = Top::of(ctx);
+        (!top.has_state).then_some(PlainContext(top))
+    }
+
+    /// The context back.
+    pub(crate) fn context(self) -> SpanContext {
+        let t = self.0;
+        SpanContext::new(
+            t.trace_id,
+            t.span_id,
+            t.flags,
+            t.is_remote,
+            TraceState::EMPTY,
+        )
     }
 }
 
@@ -94,12 +252,7 @@ pub struct ContextGuard {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        let top = STACK.with(|s| {
-            let mut s = s.borrow_mut();
-            s.truncate(self.depth);
-            s.last().map(Top::of)
-        });
-        TOP.set(top);
+        truncate(self.depth);
     }
 }
 
@@ -223,3 +376,106 @@ pub trait FutureExt: Future + Sized {
 }
 
 impl<F: Future> FutureExt for F {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(n: u64) -> SpanContext {
+        SpanContext::new(
+            TraceId::from_u128(7),
+            SpanId::from_u64(n),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::EMPTY,
+        )
+    }
+
+    fn with_state(n: u64) -> SpanContext {
+        let state = TraceState::EMPTY.insert("k", &n.to_string()).unwrap();
+        SpanContext::new(
+            TraceId::from_u128(7),
+            SpanId::from_u64(n),
+            TraceFlags::SAMPLED,
+            false,
+            state,
+        )
+    }
+
+    fn current_id() -> Option<u64> {
+        current().map(|c| c.span_id().to_u64())
+    }
+
+    #[test]
+    fn nesting_past_the_inline_frames_unwinds_in_order() {
+        let n = INLINE as u64 * 2 + 3;
+        let mut guards = Vec::new();
+        for i in 1..=n {
+            guards.push(attach(ctx(i)));
+            assert_eq!(current_id(), Some(i));
+        }
+        for i in (1..=n).rev() {
+            assert_eq!(current_id(), Some(i));
+            guards.pop();
+        }
+        assert_eq!(current_id(), None);
+        assert!(!SPILLED.get());
+    }
+
+    #[test]
+    fn a_trace_state_is_current_with_its_context_inline_and_spilled() {
+        let outer = attach(ctx(1));
+        let stated = attach(with_state(2));
+        assert_eq!(current(), Some(with_state(2)));
+        let mut deep = Vec::new();
+        for i in 3..(INLINE as u64 + 5) {
+            deep.push(attach(if i % 2 == 0 { with_state(i) } else { ctx(i) }));
+        }
+        let last = INLINE as u64 + 4;
+        assert_eq!(current(), Some(with_state(last)));
+        deep.pop();
+        assert_eq!(current(), Some(ctx(last - 1)));
+        drop(deep);
+        assert_eq!(current(), Some(with_state(2)));
+        drop(stated);
+        assert_eq!(current(), Some(ctx(1)));
+        drop(outer);
+        assert_eq!(current(), None);
+        assert!(!SPILLED.get());
+    }
+
+    #[test]
+    fn an_outer_guard_dropped_first_takes_the_inner_ones_with_it() {
+        let outer = attach(ctx(1));
+        let inner = attach(ctx(2));
+        drop(outer);
+        assert_eq!(current_id(), None);
+        let again = attach(ctx(3));
+        assert_eq!(current_id(), Some(3));
+        // The inner guard's context is gone already: dropping it leaves
+        // the one entered since in place.
+        drop(inner);
+        assert_eq!(current_id(), Some(3));
+        drop(again);
+        assert_eq!(current_id(), None);
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn leaving_a_tag_leaves_what_was_entered_above_it() {
+        use std::num::NonZeroU64;
+        let tag = |n| NonZeroU64::new(n).unwrap();
+        let _own = attach(ctx(1));
+        enter_tagged(ctx(10), tag(10));
+        enter_tagged(with_state(11), tag(11));
+        let _inner = attach(ctx(12));
+        assert_eq!(current_id(), Some(12));
+        leave_tagged(tag(99));
+        assert_eq!(current_id(), Some(12));
+        leave_tagged(tag(11));
+        assert_eq!(current_id(), Some(10));
+        leave_tagged(tag(10));
+        assert_eq!(current_id(), Some(1));
+        assert!(!SPILLED.get());
+    }
+}

@@ -136,6 +136,40 @@ impl Tracer {
         self.inner.processor.on_end_in(slot);
     }
 
+    /// Starts a span for the `tracing` layer, which knows everything at once:
+    /// the builder's path without the builder (a `tracing` span costs this
+    /// on every `span!`). `parent` is `None` for the current context,
+    /// `Some(None)` for a new root, `Some(Some(p))` for an explicit parent
+    /// (an invalid one makes a root).
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn start_for_layer(
+        &self,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+        parent: Option<Option<&SpanContext>>,
+    ) -> Span {
+        let decider = self.inner.decider;
+        let origin = match parent {
+            None => current::with_current(|p| Origin::decide(decider, p, None)),
+            Some(p) => Origin::decide(decider, p, None),
+        };
+        let parent_span_id = origin.parent_span_id;
+        let context = origin.context();
+        if !context.is_sampled() {
+            return Span::non_recording(context);
+        }
+        let recipe = Recipe {
+            name,
+            kind,
+            attributes,
+            links: Vec::new(),
+            start: None,
+        };
+        self.recording(recipe, context, parent_span_id)
+    }
+
     /// Whether two handles are the same tracer.
     pub fn ptr_eq(&self, other: &Tracer) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -44,14 +44,20 @@
 
 #![warn(missing_docs)]
 
+use crate::current::{enter_tagged, leave_tagged, PlainContext};
 use crate::{
-    attach, global, now_unix_nanos, ContextGuard, KeyValue, LogProcessor, LogRecord, Span,
-    SpanContext, SpanKind, Status, Tracer,
+    global, now_unix_nanos, KeyValue, LogProcessor, LogRecord, Span, SpanContext, SpanKind, Status,
+    Tracer,
 };
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::mem::MaybeUninit;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -63,6 +69,7 @@ use tracing_subscriber::Layer;
 pub struct TracerLayer {
     tracer: Option<Tracer>,
     logs: Option<(Box<dyn LogProcessor>, Arc<str>)>,
+    spans: OpenSpans,
 }
 
 impl TracerLayer {
@@ -71,6 +78,7 @@ impl TracerLayer {
         TracerLayer {
             tracer: Some(tracer),
             logs: None,
+            spans: OpenSpans::new(),
         }
     }
 
@@ -80,6 +88,7 @@ impl TracerLayer {
         TracerLayer {
             tracer: None,
             logs: None,
+            spans: OpenSpans::new(),
         }
     }
 
@@ -93,22 +102,261 @@ impl TracerLayer {
     fn tracer(&self) -> &Tracer {
         self.tracer.as_ref().unwrap_or_else(|| global::tracer())
     }
+
+    /// Tells this layer's per-thread state from another layer's (two
+    /// subscribers on one thread may number their spans alike).
+    fn key(&self) -> usize {
+        self.spans.key
+    }
 }
 
-/// What a `tracing` span keeps in its extensions: the tracer span.
-struct Recorded {
-    span: Span,
+/// The tracer spans of the `tracing` spans still open, by `tracing` id.
+///
+/// Each thread keeps the spans it makes in a store of its own (a map
+/// behind a mutex that, but for the rare span closed or entered elsewhere,
+/// only that thread takes): making, entering and closing a span on one
+/// thread touch that thread's cache lines only, as the registry's own
+/// per-thread slab does. A span used on another thread than the one that
+/// made it is looked for in every store of the layer: the cost of that
+/// grows with the number of threads, not of spans.
+///
+/// Not the registry's span extensions, which box every value (an
+/// allocation and a free per span) into a type-keyed map behind the span's
+/// lock, reached through a slab lookup. A span is taken out on close, and
+/// ended (handed to the processor) after the lock is let go; no code of
+/// the user's (a field's `Debug`) runs under a lock either.
+struct OpenSpans {
+    /// This layer's number, unique in the process: keys its per-thread
+    /// state ([`MINE`], [`LAST_NEW`]).
+    key: usize,
+    /// Every store made for this layer. One whose thread has ended stays
+    /// while it holds spans, and is let go when a new store is listed.
+    stores: RwLock<Vec<Arc<Store>>>,
+}
+
+type SpanMap = HashMap<u64, Box<Span>, BuildHasherDefault<IdHasher>>;
+
+/// One thread's open spans.
+#[derive(Default)]
+struct Store(Mutex<SpanMap>);
+
+impl Store {
+    fn lock(&self) -> MutexGuard<'_, SpanMap> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl OpenSpans {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        OpenSpans {
+            key: NEXT.fetch_add(1, Ordering::Relaxed),
+            stores: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on this thread's store, made (and listed) on first use;
+    /// `None` once the thread's locals are gone (a span dropped by a
+    /// thread-local's destructor).
+    #[inline]
+    fn with_mine<R>(&self, f: impl FnOnce(&mut SpanMap) -> R) -> Option<R> {
+        let store = MINE.try_with(|m| {
+            let m = m.borrow();
+            match m.first() {
+                Some((key, store)) if *key == self.key => Ok(f(&mut store.lock())),
+                _ => Err(f),
+            }
+        });
+        match store {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(f)) => {
+                let store = self.register();
+                let r = f(&mut store.lock());
+                Some(r)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// This thread's store for this layer, made and listed if it has none;
+    /// moved to the front of the thread's list (a thread seldom serves two
+    /// layers).
+    #[cold]
+    fn register(&self) -> Arc<Store> {
+        let found = MINE.with(|m| {
+            let mut m = m.borrow_mut();
+            let i = m.iter().position(|(key, _)| *key == self.key)?;
+            let entry = m.remove(i);
+            m.insert(0, entry);
+            Some(m[0].1.clone())
+        });
+        if let Some(store) = found {
+            return store;
+        }
+        let store = Arc::new(Store::default());
+        {
+            let mut stores = self.stores.write().unwrap_or_else(PoisonError::into_inner);
+            // A store no thread holds (its thread ended) and that holds no
+            // span is let go.
+            stores.retain(|s| Arc::strong_count(s) > 1 || !s.lock().is_empty());
+            stores.push(store.clone());
+        }
+        MINE.with(|m| m.borrow_mut().insert(0, (self.key, store.clone())));
+        store
+    }
+
+    /// Runs `f` on the store that holds span `id`: this thread's first,
+    /// then every other one.
+    fn with_holder<R>(&self, id: u64, f: impl FnOnce(&mut SpanMap) -> R) -> Option<R> {
+        let mut f = Some(f);
+        let here = self.with_mine(|m| {
+            if m.contains_key(&id) {
+                f.take().map(|f| f(m))
+            } else {
+                None
+            }
+        });
+        if let Some(Some(r)) = here {
+            return Some(r);
+        }
+        let f = f?;
+        let stores = self.stores.read().unwrap_or_else(PoisonError::into_inner);
+        for store in stores.iter() {
+            let mut m = store.lock();
+            if m.contains_key(&id) {
+                return Some(f(&mut m));
+            }
+        }
+        None
+    }
+
+    fn insert(&self, id: u64, span: Box<Span>) {
+        let old = match self.with_mine(|m| m.insert(id, span)) {
+            Some(old) => old,
+            // No thread-locals left: this span cannot be kept; it ends.
+            None => return,
+        };
+        // A span of the same id still here (an id the registry reused
+        // without a close this layer saw) ends after the unlock.
+        if let Some(old) = old {
+            end(old);
+        }
+    }
+
+    #[inline]
+    fn remove(&self, id: u64) -> Option<Box<Span>> {
+        match self.with_mine(|m| m.remove(&id)) {
+            Some(Some(span)) => Some(span),
+            _ => self.with_holder(id, |m| m.remove(&id)).flatten(),
+        }
+    }
+
+    fn context(&self, id: u64) -> Option<SpanContext> {
+        self.with_holder(id, |m| m.get(&id).map(|s| s.context().clone()))
+            .flatten()
+    }
+
+    /// Runs `f` on the span, if it is open and records.
+    fn recording<R>(&self, id: u64, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
+        self.with_holder(id, |m| {
+            m.get_mut(&id).filter(|s| s.is_recording()).map(|s| f(s))
+        })
+        .flatten()
+    }
+}
+
+impl Drop for OpenSpans {
+    /// The spans still open when the layer goes (its subscriber dropped)
+    /// end now, as they would have with the registry's extensions.
+    fn drop(&mut self) {
+        let stores = std::mem::take(
+            self.stores
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for store in stores {
+            let spans: Vec<Box<Span>> = store.lock().drain().map(|(_, s)| s).collect();
+            spans.into_iter().for_each(end);
+        }
+    }
+}
+
+/// A multiply-fold of the 64-bit id: every bit of the id moves the low
+/// bits (the map's bucket), the top seven (its tag byte) and the shard's.
+#[inline]
+fn mix(id: u64) -> u64 {
+    let m = u128::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// The hasher of [`OpenSpans`]' maps, whose keys are span ids.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = mix(self.0 ^ u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = mix(id);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 thread_local! {
-    /// The contexts of the `tracing` spans entered on this thread, with the
-    /// guards that keep them current, innermost last.
-    static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
-    /// The span this thread made last, and its context: most spans are
-    /// entered right where they are made (`info_span!(..).entered()`,
-    /// `#[instrument]`), and this spares their first `on_enter` a lookup
-    /// in the registry. Cleared when that span is entered or closed.
-    static LAST_NEW: RefCell<Option<(Id, SpanContext)>> = const { RefCell::new(None) };
+    /// The span this thread made last (the layer's key, its id, its
+    /// context): most spans are entered right where they are made
+    /// (`info_span!(..).entered()`, `#[instrument]`), and this spares their
+    /// `on_enter` a lookup. Forgotten when the span closes (its id may go to
+    /// a new one). A `Cell` of plain values: read and written without a
+    /// borrow flag or a destructor.
+    static LAST_NEW: Cell<Option<(usize, NonZeroU64, PlainContext)>> = const { Cell::new(None) };
+    /// The boxes of the spans this thread ended last, kept for the next
+    /// spans it makes: a span boxed here costs a pop, not an allocation,
+    /// and ending it a push, not a free.
+    static SPARE: RefCell<Vec<Box<MaybeUninit<Span>>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's store of each layer it served, the last served first.
+    static MINE: RefCell<Vec<(usize, Arc<Store>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many boxes [`SPARE`] keeps per thread (a span is some 270 bytes).
+const SPARE_MAX: usize = 32;
+
+/// Boxes a span, in a spare box when this thread has one.
+#[inline]
+fn boxed(span: Span) -> Box<Span> {
+    let mut b = SPARE
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(Box::new_uninit);
+    b.write(span);
+    // SAFETY: written on the line above.
+    unsafe { b.assume_init() }
+}
+
+/// Ends a boxed span (hands it to the processor), keeping the box.
+#[inline]
+fn end(span: Box<Span>) {
+    let raw = Box::into_raw(span);
+    // SAFETY: `raw` is the pointer of a live `Box<Span>`; the span is
+    // dropped (so ended) once, here, and its memory then viewed as the
+    // uninitialised box it was allocated as (`MaybeUninit<Span>` has the
+    // layout of `Span`).
+    let spare = unsafe {
+        std::ptr::drop_in_place(raw);
+        Box::from_raw(raw.cast::<MaybeUninit<Span>>())
+    };
+    let _ = SPARE.try_with(move |s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_MAX {
+            s.push(spare);
+        }
+    });
 }
 
 /// Fields read from a span or an event.
@@ -177,83 +425,69 @@ impl Visit for Fields {
     }
 }
 
-fn context_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanContext>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let span = ctx.span(id)?;
-    let ext = span.extensions();
-    ext.get::<Recorded>().map(|r| r.span.context().clone())
-}
-
 impl<S> Layer<S> for TracerLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
         let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        let meta = attrs.metadata();
+        if !attrs.values().is_empty() {
+            attrs.record(&mut fields);
+        }
         let name: Cow<'static, str> = match fields.name.take() {
             Some(n) => Cow::Owned(n),
-            None => Cow::Borrowed(meta.name()),
+            None => Cow::Borrowed(attrs.metadata().name()),
         };
-        let mut builder = self
-            .tracer()
-            .span_builder(name)
-            .kind(fields.kind.unwrap_or(SpanKind::Internal));
-        if !fields.attributes.is_empty() {
-            builder = builder.attributes(std::mem::take(&mut fields.attributes));
-        }
-        if let Some(parent) = attrs.parent() {
-            builder = match context_of(&ctx, parent) {
-                Some(p) => builder.parent(p),
-                None => builder.root(),
-            };
+        let explicit;
+        let parent = if let Some(p) = attrs.parent() {
+            explicit = self.spans.context(p.into_u64());
+            Some(explicit.as_ref())
         } else if attrs.is_root() {
-            builder = builder.root();
-        }
-        // Contextual: the current span, `tracing`'s (entered, so current
-        // for tracer too) or tracer's own.
-        let mut span = builder.start();
+            Some(None)
+        } else {
+            // Contextual: the current span, `tracing`'s (entered, so
+            // current for tracer too) or tracer's own.
+            None
+        };
+        let mut span = boxed(self.tracer().start_for_layer(
+            name,
+            fields.kind.unwrap_or(SpanKind::Internal),
+            fields.attributes,
+            parent,
+        ));
         if let Some(status) = fields.status {
             span.set_status(status);
         }
-        let context = span.context().clone();
-        if let Some(s) = ctx.span(id) {
-            s.extensions_mut().insert(Recorded { span });
-            LAST_NEW.with(|l| *l.borrow_mut() = Some((id.clone(), context)));
-        }
+        let plain = PlainContext::of(span.context());
+        let id = id.into_non_zero_u64();
+        self.spans.insert(id.get(), span);
+        LAST_NEW.set(plain.map(|c| (self.key(), id, c)));
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(s) = ctx.span(id) else { return };
-        let mut ext = s.extensions_mut();
-        let Some(r) = ext.get_mut::<Recorded>() else {
-            return;
-        };
-        if !r.span.is_recording() {
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        let id = id.into_u64();
+        // The fields are read (their `Debug` run) outside the lock, and
+        // only for a span that records.
+        if self.spans.recording(id, |_| ()).is_none() {
             return;
         }
         let mut fields = Fields::default();
         values.record(&mut fields);
-        if let Some(name) = fields.name {
-            r.span.update_name(name);
-        }
-        r.span.set_attributes(fields.attributes);
-        if let Some(status) = fields.status {
-            r.span.set_status(status);
-        }
+        self.spans.recording(id, |span| {
+            if let Some(name) = fields.name {
+                span.update_name(name);
+            }
+            span.set_attributes(fields.attributes);
+            if let Some(status) = fields.status {
+                span.set_status(status);
+            }
+        });
     }
 
-    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        let Some(other) = context_of(&ctx, follows) else {
-            return;
-        };
-        if let Some(s) = ctx.span(id) {
-            if let Some(r) = s.extensions_mut().get_mut::<Recorded>() {
-                r.span.add_link(other, Vec::new());
-            }
+    fn on_follows_from(&self, id: &Id, follows: &Id, _ctx: Context<'_, S>) {
+        if let Some(other) = self.spans.context(follows.into_u64()) {
+            self.spans
+                .recording(id.into_u64(), |span| span.add_link(other, Vec::new()));
         }
     }
 
@@ -274,25 +508,26 @@ where
         // event to: the record still carries its ids).
         let innermost = crate::current().filter(|c| c.is_valid());
         let mut context = innermost.clone();
-        if let Some(s) = span.as_ref().and_then(|id| ctx.span(id)) {
-            let mut ext = s.extensions_mut();
-            if let Some(r) = ext.get_mut::<Recorded>() {
-                let own = r.span.context().clone();
+        if let Some(id) = span {
+            let id = id.into_u64();
+            self.spans.with_holder(id, |m| {
+                let Some(s) = m.get_mut(&id) else { return };
+                let own = s.context();
                 let is_innermost = innermost
                     .as_ref()
                     .is_none_or(|c| c.span_id() == own.span_id());
                 if is_innermost {
-                    context = Some(own);
-                    if r.span.is_recording() {
+                    context = Some(own.clone());
+                    if s.is_recording() {
                         let mut attrs = fields.attributes.clone();
                         attrs.push(KeyValue::new("level", meta.level().as_str()));
-                        r.span.add_event(body.clone(), attrs);
+                        s.add_event(body.clone(), attrs);
                         if let Some(status) = fields.status.take() {
-                            r.span.set_status(status);
+                            s.set_status(status);
                         }
                     }
                 }
-            }
+            });
         }
         if let Some((logs, service)) = &self.logs {
             logs.emit(LogRecord {
@@ -307,46 +542,34 @@ where
         }
     }
 
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let cached = LAST_NEW.with(|l| {
-            let mut l = l.borrow_mut();
-            match l.take() {
-                Some((last, c)) if last == *id => Some(c),
-                other => {
-                    *l = other;
-                    None
-                }
-            }
-        });
-        if let Some(c) = cached.or_else(|| context_of(&ctx, id)) {
-            let guard = attach(c);
-            ENTERED.with(|e| e.borrow_mut().push((id.clone(), guard)));
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        let id = id.into_non_zero_u64();
+        let context = match LAST_NEW.get() {
+            Some((layer, last, c)) if layer == self.key() && last == id => Some(c.context()),
+            _ => self.spans.context(id.get()),
+        };
+        if let Some(c) = context {
+            enter_tagged(c, id);
         }
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        ENTERED.with(|e| {
-            let mut e = e.borrow_mut();
-            // Spans are left in the order entered; should one not be, the
-            // guards above it go with it (tracer's stack is a stack).
-            if let Some(i) = e.iter().rposition(|(entered, _)| entered == id) {
-                while e.len() > i {
-                    drop(e.pop());
-                }
-            }
-        });
+        // Spans are left in the order entered; should one not be, the
+        // contexts entered above it go with it (tracer's stack is a stack).
+        leave_tagged(id.into_non_zero_u64());
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        // The registry clears the span's extensions right after the
-        // layers' `on_close`, which drops the `Recorded` and so ends the
-        // tracer span then, without a lookup here. Only the cache has to
-        // forget the span (its id may go to a new one).
-        LAST_NEW.with(|l| {
-            let mut l = l.borrow_mut();
-            if l.as_ref().is_some_and(|(last, _)| *last == id) {
-                *l = None;
+        let id = id.into_non_zero_u64();
+        if let Some((layer, last, _)) = LAST_NEW.get() {
+            if layer == self.key() && last == id {
+                LAST_NEW.set(None);
             }
-        });
+        }
+        // Taken out under the shard's lock, ended (handed to the
+        // processor) after it.
+        if let Some(span) = self.spans.remove(id.get()) {
+            end(span);
+        }
     }
 }
