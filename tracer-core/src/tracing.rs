@@ -318,6 +318,7 @@ thread_local! {
     /// The boxes of the spans this thread ended last, kept for the next
     /// spans it makes: a span boxed here costs a pop, not an allocation,
     /// and ending it a push, not a free.
+    #[allow(clippy::vec_box)] // the boxes are what is kept, for reuse
     static SPARE: RefCell<Vec<Box<MaybeUninit<Span>>>> = const { RefCell::new(Vec::new()) };
     /// This thread's store of each layer it served, the last served first.
     static MINE: RefCell<Vec<(usize, Arc<Store>)>> = const { RefCell::new(Vec::new()) };
