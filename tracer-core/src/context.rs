@@ -82,6 +82,16 @@ impl TraceFlags {
     const fn is_self_telemetry(self) -> bool {
         self.0 & SELF_TELEMETRY != 0
     }
+
+    /// All the bits, the local ones included (for the context stack).
+    pub(crate) const fn to_raw(self) -> u16 {
+        self.0
+    }
+
+    /// Flags from [`to_raw`](Self::to_raw)'s bits.
+    pub(crate) const fn from_raw(bits: u16) -> Self {
+        TraceFlags(bits)
+    }
 }
 
 /// Identifies a span across processes: ids, flags and vendor trace state.

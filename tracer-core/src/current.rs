@@ -20,7 +20,7 @@ thread_local! {
     /// The innermost context's plain parts. A thread-local that needs no
     /// destructor is read with one `%fs` load; every new span reads the
     /// current context, so this is its hot path.
-    static TOP: Cell<Option<Top>> = const { Cell::new(None) };
+    static TOP: Cell<Top> = const { Cell::new(Top::NONE) };
     /// How many contexts are entered on this thread.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
     /// The entered contexts' plain parts and tags, outermost first, for
@@ -37,26 +37,67 @@ thread_local! {
     static SPILLED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// What [`TOP`] keeps of a context: all but a non-empty trace state.
+/// What [`TOP`] keeps of a context: all but a non-empty trace state. The
+/// flags and marks share one word, so that the whole is copied as two
+/// aligned halves (a struct of odd-sized fields is copied by overlapping
+/// moves that the store buffer cannot forward, and stalls its next read).
 #[derive(Clone, Copy)]
 struct Top {
     trace_id: TraceId,
     span_id: SpanId,
-    flags: TraceFlags,
-    is_remote: bool,
-    /// The context has `tracestate` members: read it from [`SPILL`].
-    has_state: bool,
+    /// The flags' bits, then [`REMOTE`], [`HAS_STATE`], [`PRESENT`].
+    bits: u64,
 }
 
+/// The context came from another process.
+const REMOTE: u64 = 1 << 16;
+/// The context has `tracestate` members: read it from [`SPILL`].
+const HAS_STATE: u64 = 1 << 17;
+/// A context is current (clear in [`Top::NONE`]).
+const PRESENT: u64 = 1 << 18;
+
 impl Top {
+    /// No current context.
+    const NONE: Top = Top {
+        trace_id: TraceId::INVALID,
+        span_id: SpanId::INVALID,
+        bits: 0,
+    };
+
+    #[inline]
     fn of(ctx: &SpanContext) -> Top {
+        let mut bits = u64::from(ctx.flags().to_raw()) | PRESENT;
+        if ctx.is_remote() {
+            bits |= REMOTE;
+        }
+        if !ctx.trace_state().is_empty() {
+            bits |= HAS_STATE;
+        }
         Top {
             trace_id: ctx.trace_id(),
             span_id: ctx.span_id(),
-            flags: ctx.flags(),
-            is_remote: ctx.is_remote(),
-            has_state: !ctx.trace_state().is_empty(),
+            bits,
         }
+    }
+
+    fn is_present(self) -> bool {
+        self.bits & PRESENT != 0
+    }
+
+    fn has_state(self) -> bool {
+        self.bits & HAS_STATE != 0
+    }
+
+    /// The context, with no trace state.
+    #[inline]
+    fn plain_context(self) -> SpanContext {
+        SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            TraceFlags::from_raw(self.bits as u16),
+            self.bits & REMOTE != 0,
+            TraceState::EMPTY,
+        )
     }
 }
 
@@ -70,13 +111,7 @@ struct Frame {
 
 impl Frame {
     const EMPTY: Frame = Frame {
-        top: Top {
-            trace_id: TraceId::INVALID,
-            span_id: SpanId::INVALID,
-            flags: TraceFlags::NONE,
-            is_remote: false,
-            has_state: false,
-        },
+        top: Top::NONE,
         tag: 0,
     };
 }
@@ -91,18 +126,15 @@ pub fn current() -> Option<SpanContext> {
 /// `f` must not attach or leave contexts on this thread.
 #[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    match TOP.get() {
-        None => f(None),
-        Some(top) if !top.has_state => f(Some(&SpanContext::new(
-            top.trace_id,
-            top.span_id,
-            top.flags,
-            top.is_remote,
-            TraceState::EMPTY,
-        ))),
+    let top = TOP.get();
+    if !top.is_present() {
+        f(None)
+    } else if !top.has_state() {
+        f(Some(&top.plain_context()))
+    } else {
         // The innermost frame has a trace state, so it was spilled, and
         // is the spill's last entry.
-        Some(_) => SPILL.with(|s| f(s.borrow().last().map(|(_, c, _)| c))),
+        SPILL.with(|s| f(s.borrow().last().map(|(_, c, _)| c)))
     }
 }
 
@@ -121,14 +153,14 @@ fn push(ctx: SpanContext, tag: u64) -> usize {
     let depth = DEPTH.get();
     if depth < INLINE {
         FRAMES.with(|f| f[depth].set(Frame { top, tag }));
-        if top.has_state {
+        if top.has_state() {
             spill(depth, ctx, tag);
         }
     } else {
         spill(depth, ctx, tag);
     }
     DEPTH.set(depth + 1);
-    TOP.set(Some(top));
+    TOP.set(top);
     depth
 }
 
@@ -149,7 +181,7 @@ fn truncate(depth: usize) {
     if SPILLED.get() {
         unspill(depth);
     }
-    TOP.set(depth.checked_sub(1).map(|d| frame_at(d).top));
+    TOP.set(depth.checked_sub(1).map_or(Top::NONE, |d| frame_at(d).top));
 }
 
 #[cold]
@@ -225,19 +257,12 @@ impl PlainContext {
     /// `None` when the context has `tracestate` members.
     pub(crate) fn of(ctx: &SpanContext) -> Option<PlainContext> {
         let top = Top::of(ctx);
-        (!top.has_state).then_some(PlainContext(top))
+        (!top.has_state()).then_some(PlainContext(top))
     }
 
     /// The context back.
     pub(crate) fn context(self) -> SpanContext {
-        let t = self.0;
-        SpanContext::new(
-            t.trace_id,
-            t.span_id,
-            t.flags,
-            t.is_remote,
-            TraceState::EMPTY,
-        )
+        self.0.plain_context()
     }
 }
 

@@ -50,14 +50,14 @@ use crate::{
     Tracer,
 };
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -134,15 +134,141 @@ struct OpenSpans {
     stores: RwLock<Vec<Arc<Store>>>,
 }
 
-type SpanMap = HashMap<u64, Box<Span>, BuildHasherDefault<IdHasher>>;
-
-/// One thread's open spans.
+/// One thread's open spans: the last few made in a short list, searched
+/// from its end (spans mostly close in the order opposite to the one they
+/// were made in, so the one closing is usually last), the others in a map.
 #[derive(Default)]
-struct Store(Mutex<SpanMap>);
+struct SpanMap {
+    recent: Vec<(u64, Box<Span>)>,
+    older: HashMap<u64, Box<Span>, BuildHasherDefault<IdHasher>>,
+}
+
+/// How many spans [`SpanMap::recent`] holds.
+const RECENT: usize = 16;
+
+impl SpanMap {
+    fn position(&self, id: u64) -> Option<usize> {
+        self.recent.iter().rposition(|(i, _)| *i == id)
+    }
+
+    fn contains_key(&self, id: u64) -> bool {
+        self.position(id).is_some() || (!self.older.is_empty() && self.older.contains_key(&id))
+    }
+
+    /// Keeps `span` as `id`'s, returning the span that was (an id the
+    /// registry reused without a close this layer saw).
+    #[inline]
+    fn insert(&mut self, id: u64, span: Box<Span>) -> Option<Box<Span>> {
+        let old = self.remove(id);
+        if self.recent.len() == RECENT {
+            let (oldest, s) = self.recent.remove(0);
+            self.older.insert(oldest, s);
+        }
+        self.recent.push((id, span));
+        old
+    }
+
+    #[inline]
+    fn remove(&mut self, id: u64) -> Option<Box<Span>> {
+        match self.position(id) {
+            Some(i) if i + 1 == self.recent.len() => self.recent.pop().map(|(_, s)| s),
+            Some(i) => Some(self.recent.remove(i).1),
+            None if self.older.is_empty() => None,
+            None => self.older.remove(&id),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Box<Span>> {
+        match self.position(id) {
+            Some(i) => Some(&mut self.recent[i].1),
+            None => self.older.get_mut(&id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.recent.is_empty() && self.older.is_empty()
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Box<Span>> + '_ {
+        self.recent
+            .drain(..)
+            .map(|(_, s)| s)
+            .chain(self.older.drain().map(|(_, s)| s))
+    }
+}
+
+/// One thread's open spans, behind a spin lock: taking it is one atomic
+/// exchange and letting it go a plain store (a mutex lets go with a second
+/// exchange, to look for sleepers). It is held for a few map operations,
+/// never while code of the user's runs, and almost only by its own thread.
+#[derive(Default)]
+struct Store {
+    locked: AtomicBool,
+    spans: UnsafeCell<SpanMap>,
+}
+
+// SAFETY: the map is reached only through `Store::lock`, which lets one
+// thread at a time in.
+unsafe impl Sync for Store {}
 
 impl Store {
-    fn lock(&self) -> MutexGuard<'_, SpanMap> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    #[inline]
+    fn lock(&self) -> StoreGuard<'_> {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        StoreGuard(self)
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// A held [`Store`] lock.
+struct StoreGuard<'a>(&'a Store);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = SpanMap;
+    fn deref(&self) -> &SpanMap {
+        // SAFETY: the lock is held.
+        unsafe { &*self.0.spans.get() }
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SpanMap {
+        // SAFETY: the lock is held, by this guard alone.
+        unsafe { &mut *self.0.spans.get() }
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.locked.store(false, Ordering::Release);
     }
 }
 
@@ -210,7 +336,7 @@ impl OpenSpans {
     fn with_holder<R>(&self, id: u64, f: impl FnOnce(&mut SpanMap) -> R) -> Option<R> {
         let mut f = Some(f);
         let here = self.with_mine(|m| {
-            if m.contains_key(&id) {
+            if m.contains_key(id) {
                 f.take().map(|f| f(m))
             } else {
                 None
@@ -223,7 +349,7 @@ impl OpenSpans {
         let stores = self.stores.read().unwrap_or_else(PoisonError::into_inner);
         for store in stores.iter() {
             let mut m = store.lock();
-            if m.contains_key(&id) {
+            if m.contains_key(id) {
                 return Some(f(&mut m));
             }
         }
@@ -245,21 +371,21 @@ impl OpenSpans {
 
     #[inline]
     fn remove(&self, id: u64) -> Option<Box<Span>> {
-        match self.with_mine(|m| m.remove(&id)) {
+        match self.with_mine(|m| m.remove(id)) {
             Some(Some(span)) => Some(span),
-            _ => self.with_holder(id, |m| m.remove(&id)).flatten(),
+            _ => self.with_holder(id, |m| m.remove(id)).flatten(),
         }
     }
 
     fn context(&self, id: u64) -> Option<SpanContext> {
-        self.with_holder(id, |m| m.get(&id).map(|s| s.context().clone()))
+        self.with_holder(id, |m| m.get_mut(id).map(|s| s.context().clone()))
             .flatten()
     }
 
     /// Runs `f` on the span, if it is open and records.
     fn recording<R>(&self, id: u64, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
         self.with_holder(id, |m| {
-            m.get_mut(&id).filter(|s| s.is_recording()).map(|s| f(s))
+            m.get_mut(id).filter(|s| s.is_recording()).map(|s| f(s))
         })
         .flatten()
     }
@@ -275,7 +401,7 @@ impl Drop for OpenSpans {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for store in stores {
-            let spans: Vec<Box<Span>> = store.lock().drain().map(|(_, s)| s).collect();
+            let spans: Vec<Box<Span>> = store.lock().drain().collect();
             spans.into_iter().for_each(end);
         }
     }
@@ -432,7 +558,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
         let mut fields = Fields::default();
-        if !attrs.values().is_empty() {
+        if !attrs.metadata().fields().is_empty() && !attrs.values().is_empty() {
             attrs.record(&mut fields);
         }
         let name: Cow<'static, str> = match fields.name.take() {
@@ -512,7 +638,7 @@ where
         if let Some(id) = span {
             let id = id.into_u64();
             self.spans.with_holder(id, |m| {
-                let Some(s) = m.get_mut(&id) else { return };
+                let Some(s) = m.get_mut(id) else { return };
                 let own = s.context();
                 let is_innermost = innermost
                     .as_ref()
