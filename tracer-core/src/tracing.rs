@@ -557,14 +557,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        if !attrs.metadata().fields().is_empty() && !attrs.values().is_empty() {
-            attrs.record(&mut fields);
-        }
-        let name: Cow<'static, str> = match fields.name.take() {
-            Some(n) => Cow::Owned(n),
-            None => Cow::Borrowed(attrs.metadata().name()),
-        };
+        let meta = attrs.metadata();
         let explicit;
         let parent = if let Some(p) = attrs.parent() {
             explicit = self.spans.context(p.into_u64());
@@ -576,15 +569,31 @@ where
             // current for tracer too) or tracer's own.
             None
         };
-        let mut span = boxed(self.tracer().start_for_layer(
-            name,
-            fields.kind.unwrap_or(SpanKind::Internal),
-            fields.attributes,
-            parent,
-        ));
-        if let Some(status) = fields.status {
+        let mut status = None;
+        let mut span = if meta.fields().is_empty() || attrs.values().is_empty() {
+            // No fields (the common span): nothing to read.
+            self.tracer().start_for_layer(
+                Cow::Borrowed(meta.name()),
+                SpanKind::Internal,
+                Vec::new(),
+                parent,
+            )
+        } else {
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            status = fields.status;
+            let name = match fields.name {
+                Some(n) => Cow::Owned(n),
+                None => Cow::Borrowed(meta.name()),
+            };
+            let kind = fields.kind.unwrap_or(SpanKind::Internal);
+            self.tracer()
+                .start_for_layer(name, kind, fields.attributes, parent)
+        };
+        if let Some(status) = status {
             span.set_status(status);
         }
+        let span = boxed(span);
         let plain = PlainContext::of(span.context());
         let id = id.into_non_zero_u64();
         self.spans.insert(id.get(), span);
