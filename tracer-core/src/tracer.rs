@@ -138,18 +138,21 @@ impl Tracer {
 
     /// Starts a span for the `tracing` layer, which knows everything at once:
     /// the builder's path without the builder (a `tracing` span costs this
-    /// on every `span!`). `parent` is `None` for the current context,
-    /// `Some(None)` for a new root, `Some(Some(p))` for an explicit parent
-    /// (an invalid one makes a root).
+    /// on every `span!`), written straight into `dst` (the layer's box: a
+    /// span moved there would be copied whole, through a stalled read).
+    /// `parent` is `None` for the current context, `Some(None)` for a new
+    /// root, `Some(Some(p))` for an explicit parent (an invalid one makes a
+    /// root).
     #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn start_for_layer(
+    pub(crate) fn start_for_layer<'d>(
         &self,
+        dst: &'d mut std::mem::MaybeUninit<Span>,
         name: Cow<'static, str>,
         kind: SpanKind,
         attributes: Vec<KeyValue>,
         parent: Option<Option<&SpanContext>>,
-    ) -> Span {
+    ) -> &'d mut Span {
         let decider = self.inner.decider;
         let origin = match parent {
             None => current::with_current(|p| Origin::decide(decider, p, None)),
@@ -158,7 +161,7 @@ impl Tracer {
         let parent_span_id = origin.parent_span_id;
         let context = origin.context();
         if !context.is_sampled() {
-            return Span::non_recording(context);
+            return dst.write(Span::non_recording(context));
         }
         let recipe = Recipe {
             name,
@@ -167,7 +170,7 @@ impl Tracer {
             links: Vec::new(),
             start: None,
         };
-        self.recording(recipe, context, parent_span_id)
+        dst.write(self.recording(recipe, context, parent_span_id))
     }
 
     /// Whether two handles are the same tracer.

@@ -453,17 +453,14 @@ thread_local! {
 /// How many boxes [`SPARE`] keeps per thread (a span is some 270 bytes).
 const SPARE_MAX: usize = 32;
 
-/// Boxes a span, in a spare box when this thread has one.
+/// A box for a span: a spare one when this thread has one.
 #[inline]
-fn boxed(span: Span) -> Box<Span> {
-    let mut b = SPARE
+fn spare_box() -> Box<MaybeUninit<Span>> {
+    SPARE
         .try_with(|s| s.borrow_mut().pop())
         .ok()
         .flatten()
-        .unwrap_or_else(Box::new_uninit);
-    b.write(span);
-    // SAFETY: written on the line above.
-    unsafe { b.assume_init() }
+        .unwrap_or_else(Box::new_uninit)
 }
 
 /// Ends a boxed span (hands it to the processor), keeping the box.
@@ -569,10 +566,11 @@ where
             // current for tracer too) or tracer's own.
             None
         };
-        let mut status = None;
-        let mut span = if meta.fields().is_empty() || attrs.values().is_empty() {
+        let mut boxed = spare_box();
+        let span = if meta.fields().is_empty() || attrs.values().is_empty() {
             // No fields (the common span): nothing to read.
             self.tracer().start_for_layer(
+                &mut boxed,
                 Cow::Borrowed(meta.name()),
                 SpanKind::Internal,
                 Vec::new(),
@@ -581,20 +579,22 @@ where
         } else {
             let mut fields = Fields::default();
             attrs.record(&mut fields);
-            status = fields.status;
             let name = match fields.name {
                 Some(n) => Cow::Owned(n),
                 None => Cow::Borrowed(meta.name()),
             };
             let kind = fields.kind.unwrap_or(SpanKind::Internal);
-            self.tracer()
-                .start_for_layer(name, kind, fields.attributes, parent)
+            let span =
+                self.tracer()
+                    .start_for_layer(&mut boxed, name, kind, fields.attributes, parent);
+            if let Some(status) = fields.status {
+                span.set_status(status);
+            }
+            span
         };
-        if let Some(status) = status {
-            span.set_status(status);
-        }
-        let span = boxed(span);
         let plain = PlainContext::of(span.context());
+        // SAFETY: `start_for_layer` wrote the span.
+        let span = unsafe { boxed.assume_init() };
         let id = id.into_non_zero_u64();
         self.spans.insert(id.get(), span);
         LAST_NEW.set(plain.map(|c| (self.key(), id, c)));
