@@ -221,8 +221,12 @@ impl std::error::Error for TraceStateError {}
 
 /// Vendor-specific trace state: an ordered list of `key=value` members,
 /// newest first, each key once. Cheap to clone.
+///
+/// One word: a thin pointer (an `Arc` of a `Vec`, not of a slice, which
+/// would be two words that every span context copies, and a new span's
+/// reads back through a stalled store).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TraceState(Option<Arc<[(String, String)]>>);
+pub struct TraceState(Option<Arc<Vec<(String, String)>>>);
 
 /// Optional white space around list members: spaces and horizontal tabs
 /// (RFC 9110, 5.6.3 `OWS`).
@@ -347,7 +351,7 @@ impl TraceState {
         if members.is_empty() {
             TraceState(None)
         } else {
-            TraceState(Some(members.into()))
+            TraceState(Some(Arc::new(members)))
         }
     }
 
@@ -358,7 +362,7 @@ impl TraceState {
 
     /// The members, newest first.
     pub fn members(&self) -> &[(String, String)] {
-        self.0.as_deref().unwrap_or(&[])
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// The value for a key.
