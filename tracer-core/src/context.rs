@@ -95,13 +95,30 @@ impl TraceFlags {
 }
 
 /// Identifies a span across processes: ids, flags and vendor trace state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpanContext {
     trace_id: TraceId,
     span_id: SpanId,
-    flags: TraceFlags,
-    is_remote: bool,
+    /// The flags' bits, and [`REMOTE`] above them: one word, so that a
+    /// context is copied in aligned halves (odd-sized fields are copied
+    /// by overlapping moves, whose reads the store buffer cannot serve).
+    bits: u64,
     state: TraceState,
+}
+
+/// [`SpanContext::bits`]: the context came from another process.
+pub(crate) const REMOTE: u64 = 1 << 16;
+
+impl std::fmt::Debug for SpanContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanContext")
+            .field("trace_id", &self.trace_id)
+            .field("span_id", &self.span_id)
+            .field("flags", &self.flags())
+            .field("is_remote", &self.is_remote())
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 impl SpanContext {
@@ -113,11 +130,11 @@ impl SpanContext {
         is_remote: bool,
         state: TraceState,
     ) -> Self {
+        let remote = if is_remote { REMOTE } else { 0 };
         SpanContext {
             trace_id,
             span_id,
-            flags,
-            is_remote,
+            bits: u64::from(flags.to_raw()) | remote,
             state,
         }
     }
@@ -128,14 +145,15 @@ impl SpanContext {
     /// data (a trace store) skip such spans; exporters still get them. The
     /// mark is inherited by child spans and never propagated on the wire.
     pub fn with_self_telemetry(mut self, yes: bool) -> Self {
-        self.flags = self.flags.with_self_telemetry(yes);
+        let flags = self.flags().with_self_telemetry(yes);
+        self.bits = (self.bits & REMOTE) | u64::from(flags.to_raw());
         self
     }
 
     /// Whether the span belongs to the process's own telemetry (see
     /// [`with_self_telemetry`](Self::with_self_telemetry)).
     pub fn is_self_telemetry(&self) -> bool {
-        self.flags.is_self_telemetry()
+        self.flags().is_self_telemetry()
     }
 
     /// The trace id.
@@ -150,17 +168,22 @@ impl SpanContext {
 
     /// The trace flags.
     pub fn flags(&self) -> TraceFlags {
-        self.flags
+        TraceFlags::from_raw(self.bits as u16)
+    }
+
+    /// The flags and the remote mark, as one word (for the context stack).
+    pub(crate) fn bits(&self) -> u64 {
+        self.bits
     }
 
     /// Whether the sampled flag is set.
     pub fn is_sampled(&self) -> bool {
-        self.flags.is_sampled()
+        self.flags().is_sampled()
     }
 
     /// Whether this context was extracted from another process.
     pub fn is_remote(&self) -> bool {
-        self.is_remote
+        self.bits & REMOTE != 0
     }
 
     /// The vendor trace state (`tracestate`).

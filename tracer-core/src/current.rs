@@ -1,6 +1,6 @@
 //! The current span of each thread, and futures that carry theirs.
 
-use crate::context::{SpanContext, TraceFlags};
+use crate::context::{SpanContext, TraceFlags, REMOTE};
 use crate::ids::{SpanId, TraceId};
 use crate::propagation::TraceState;
 use crate::span::Span;
@@ -49,8 +49,6 @@ struct Top {
     bits: u64,
 }
 
-/// The context came from another process.
-const REMOTE: u64 = 1 << 16;
 /// The context has `tracestate` members: read it from [`SPILL`].
 const HAS_STATE: u64 = 1 << 17;
 /// A context is current (clear in [`Top::NONE`]).
@@ -66,10 +64,7 @@ impl Top {
 
     #[inline]
     fn of(ctx: &SpanContext) -> Top {
-        let mut bits = u64::from(ctx.flags().to_raw()) | PRESENT;
-        if ctx.is_remote() {
-            bits |= REMOTE;
-        }
+        let mut bits = ctx.bits() | PRESENT;
         if !ctx.trace_state().is_empty() {
             bits |= HAS_STATE;
         }
@@ -230,6 +225,28 @@ pub(crate) fn enter_tagged(ctx: SpanContext, tag: std::num::NonZeroU64) {
     push(ctx, tag.get());
 }
 
+/// [`enter_tagged`] for a context known to have no trace state, from its
+/// plain parts (the span the layer made last): no [`SpanContext`] is made
+/// and taken apart again.
+#[cfg(feature = "tracing")]
+#[inline]
+pub(crate) fn enter_plain(ctx: PlainContext, tag: std::num::NonZeroU64) {
+    let top = ctx.0;
+    let depth = DEPTH.get();
+    if depth < INLINE {
+        FRAMES.with(|f| {
+            f[depth].set(Frame {
+                top,
+                tag: tag.get(),
+            })
+        });
+    } else {
+        spill(depth, top.plain_context(), tag.get());
+    }
+    DEPTH.set(depth + 1);
+    TOP.set(top);
+}
+
 /// Leaves the innermost context entered with `tag`, and any entered above
 /// it (the stack is a stack); does nothing if there is none.
 #[cfg(feature = "tracing")]
@@ -258,11 +275,6 @@ impl PlainContext {
     pub(crate) fn of(ctx: &SpanContext) -> Option<PlainContext> {
         let top = Top::of(ctx);
         (!top.has_state()).then_some(PlainContext(top))
-    }
-
-    /// The context back.
-    pub(crate) fn context(self) -> SpanContext {
-        self.0.plain_context()
     }
 }
 

@@ -44,7 +44,7 @@
 
 #![warn(missing_docs)]
 
-use crate::current::{enter_tagged, leave_tagged, PlainContext};
+use crate::current::{enter_plain, enter_tagged, leave_tagged, PlainContext};
 use crate::{
     global, now_unix_nanos, KeyValue, LogProcessor, LogRecord, Span, SpanContext, SpanKind, Status,
     Tracer,
@@ -680,12 +680,13 @@ where
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         let id = id.into_non_zero_u64();
-        let context = match LAST_NEW.get() {
-            Some((layer, last, c)) if layer == self.key() && last == id => Some(c.context()),
-            _ => self.spans.context(id.get()),
-        };
-        if let Some(c) = context {
-            enter_tagged(c, id);
+        match LAST_NEW.get() {
+            Some((layer, last, c)) if layer == self.key() && last == id => enter_plain(c, id),
+            _ => {
+                if let Some(c) = self.spans.context(id.get()) {
+                    enter_tagged(c, id);
+                }
+            }
         }
     }
 
