@@ -710,3 +710,47 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(n: u64) -> Box<Span> {
+        let ctx = SpanContext::new(
+            crate::TraceId::from_u128(1),
+            crate::SpanId::from_u64(n),
+            crate::TraceFlags::NONE,
+            false,
+            crate::TraceState::EMPTY,
+        );
+        Box::new(Span::non_recording(ctx))
+    }
+
+    fn id_of(s: &Span) -> u64 {
+        s.context().span_id().to_u64()
+    }
+
+    #[test]
+    fn a_span_map_finds_every_span_recent_or_older() {
+        let mut m = SpanMap::default();
+        for i in 1..=40 {
+            assert!(m.insert(i, span(i)).is_none());
+        }
+        assert_eq!(m.recent.len(), RECENT);
+        assert_eq!(m.older.len(), 40 - RECENT);
+        // Out of order, from both parts.
+        for i in [40, 3, 25, 1, 39, 17] {
+            assert!(m.contains_key(i));
+            assert_eq!(m.get_mut(i).map(|s| id_of(s)), Some(i));
+            assert_eq!(m.remove(i).map(|s| id_of(&s)), Some(i));
+            assert!(!m.contains_key(i));
+            assert!(m.remove(i).is_none());
+        }
+        // An id kept twice gives the first span back.
+        assert_eq!(m.insert(2, span(99)).map(|s| id_of(&s)), Some(2));
+        assert_eq!(m.get_mut(2).map(|s| id_of(s)), Some(99));
+        let left: Vec<u64> = m.drain().map(|s| id_of(&s)).collect();
+        assert_eq!(left.len(), 40 - 6);
+        assert!(m.is_empty());
+    }
+}
