@@ -201,6 +201,21 @@ fn tracing_layer(bencher: divan::Bencher<'_, '_>, n: usize) {
         .bench_values(|()| tracing_harness(n));
 }
 
+fn registry_dispatch() -> &'static tracing::Dispatch {
+    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
+    D.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()))
+}
+
+/// The harness of the two rows above through tracing-subscriber's
+/// registry alone: the floor under any layer on the registry (both
+/// `tracing_otel` and `tracing_layer` pay it).
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracing_registry(bencher: divan::Bencher<'_, '_>, n: usize) {
+    bencher
+        .with_inputs(|| with_dispatch("registry", registry_dispatch()))
+        .bench_values(|()| tracing_harness(n));
+}
+
 /// One `tracing` span (made, entered, left, closed) with the layer over a
 /// tracer that samples nothing, beside the same span with no layer at all.
 #[divan::bench]

@@ -155,17 +155,20 @@ impl SpanMap {
         self.position(id).is_some() || (!self.older.is_empty() && self.older.contains_key(&id))
     }
 
-    /// Keeps `span` as `id`'s, returning the span that was (an id the
-    /// registry reused without a close this layer saw).
+    /// Keeps `span` as `id`'s. Ids are unique among open spans (the
+    /// registry numbers a span anew only after this layer saw its close),
+    /// so there is no look for an earlier one; were there one, the newer
+    /// would be found first, and the older, once it leaves the short list,
+    /// be displaced from the map: it is returned, to be ended.
     #[inline]
     fn insert(&mut self, id: u64, span: Box<Span>) -> Option<Box<Span>> {
-        let old = self.remove(id);
+        let mut displaced = None;
         if self.recent.len() == RECENT {
             let (oldest, s) = self.recent.remove(0);
-            self.older.insert(oldest, s);
+            displaced = self.older.insert(oldest, s);
         }
         self.recent.push((id, span));
-        old
+        displaced
     }
 
     #[inline]
@@ -362,8 +365,8 @@ impl OpenSpans {
             // No thread-locals left: this span cannot be kept; it ends.
             None => return,
         };
-        // A span of the same id still here (an id the registry reused
-        // without a close this layer saw) ends after the unlock.
+        // A span displaced by one of the same id (see `SpanMap::insert`)
+        // ends after the unlock.
         if let Some(old) = old {
             end(old);
         }
@@ -746,11 +749,17 @@ mod tests {
             assert!(!m.contains_key(i));
             assert!(m.remove(i).is_none());
         }
-        // An id kept twice gives the first span back.
-        assert_eq!(m.insert(2, span(99)).map(|s| id_of(&s)), Some(2));
+        // An id kept twice: the newer is found; the older is handed back
+        // once the newer pushes it out of the short list into the map.
+        assert!(m.insert(2, span(99)).is_none());
         assert_eq!(m.get_mut(2).map(|s| id_of(s)), Some(99));
+        let mut displaced = Vec::new();
+        for i in 100..100 + RECENT as u64 {
+            displaced.extend(m.insert(i, span(i)));
+        }
+        assert_eq!(displaced.iter().map(|s| id_of(s)).collect::<Vec<_>>(), [2]);
         let left: Vec<u64> = m.drain().map(|s| id_of(&s)).collect();
-        assert_eq!(left.len(), 40 - 6);
+        assert_eq!(left.len(), 40 - 6 + RECENT);
         assert!(m.is_empty());
     }
 }
