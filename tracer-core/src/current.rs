@@ -23,11 +23,14 @@ thread_local! {
     static TOP: Cell<Top> = const { Cell::new(Top::NONE) };
     /// How many contexts are entered on this thread.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
-    /// The entered contexts' plain parts and tags, outermost first, for
-    /// the first [`INLINE`] depths: entering and leaving a context writes
-    /// and reads plain cells (no borrow flag, no destructor, no
-    /// allocation).
-    static FRAMES: [Cell<Frame>; INLINE] = const { [const { Cell::new(Frame::EMPTY) }; INLINE] };
+    /// The entered contexts' plain parts, outermost first, for the first
+    /// [`INLINE`] depths: entering and leaving a context writes and reads
+    /// plain cells (no borrow flag, no destructor, no allocation).
+    static FRAMES: [Cell<Top>; INLINE] = const { [const { Cell::new(Top::NONE) }; INLINE] };
+    /// Their tags: zero for tracer's own [`attach`], a `tracing` span's id
+    /// for the layer's enter (kept apart, so that looking for one reads a
+    /// word).
+    static TAGS: [Cell<u64>; INLINE] = const { [const { Cell::new(0) }; INLINE] };
     /// The whole contexts of the frames that have `tracestate` members,
     /// and of every frame past [`INLINE`], with their depth and tag,
     /// innermost last.
@@ -96,21 +99,6 @@ impl Top {
     }
 }
 
-/// One entered context: its plain parts and its tag (zero for tracer's
-/// own [`attach`], a `tracing` span's id for the layer's enter).
-#[derive(Clone, Copy)]
-struct Frame {
-    top: Top,
-    tag: u64,
-}
-
-impl Frame {
-    const EMPTY: Frame = Frame {
-        top: Top::NONE,
-        tag: 0,
-    };
-}
-
 /// The current span's context on this thread, if any.
 pub fn current() -> Option<SpanContext> {
     with_current(|c| c.cloned())
@@ -147,7 +135,8 @@ fn push(ctx: SpanContext, tag: u64) -> usize {
     let top = Top::of(&ctx);
     let depth = DEPTH.get();
     if depth < INLINE {
-        FRAMES.with(|f| f[depth].set(Frame { top, tag }));
+        FRAMES.with(|f| f[depth].set(top));
+        TAGS.with(|t| t[depth].set(tag));
         if top.has_state() {
             spill(depth, ctx, tag);
         }
@@ -176,7 +165,7 @@ fn truncate(depth: usize) {
     if SPILLED.get() {
         unspill(depth);
     }
-    TOP.set(depth.checked_sub(1).map_or(Top::NONE, |d| frame_at(d).top));
+    TOP.set(depth.checked_sub(1).map_or(Top::NONE, top_at));
 }
 
 #[cold]
@@ -190,18 +179,31 @@ fn unspill(depth: usize) {
     });
 }
 
-/// The frame entered at `depth`, which must be below the current depth.
+/// The plain parts of the context entered at `depth`, which must be below
+/// the current depth.
 #[inline(always)]
-fn frame_at(depth: usize) -> Frame {
+fn top_at(depth: usize) -> Top {
     if depth < INLINE {
         FRAMES.with(|f| f[depth].get())
     } else {
-        spilled_frame(depth)
+        spilled(depth, |ctx, _| Top::of(ctx))
+    }
+}
+
+/// The tag of the context entered at `depth`, which must be below the
+/// current depth.
+#[cfg(feature = "tracing")]
+#[inline(always)]
+fn tag_at(depth: usize) -> u64 {
+    if depth < INLINE {
+        TAGS.with(|t| t[depth].get())
+    } else {
+        spilled(depth, |_, tag| tag)
     }
 }
 
 #[cold]
-fn spilled_frame(depth: usize) -> Frame {
+fn spilled<R>(depth: usize, f: impl FnOnce(&SpanContext, u64) -> R) -> R {
     SPILL.with(|s| {
         let s = s.borrow();
         let (_, ctx, tag) = s
@@ -209,10 +211,7 @@ fn spilled_frame(depth: usize) -> Frame {
             .rev()
             .find(|(d, _, _)| *d == depth)
             .expect("every frame past the inline ones is spilled");
-        Frame {
-            top: Top::of(ctx),
-            tag: *tag,
-        }
+        f(ctx, *tag)
     })
 }
 
@@ -234,12 +233,8 @@ pub(crate) fn enter_plain(ctx: PlainContext, tag: std::num::NonZeroU64) {
     let top = ctx.0;
     let depth = DEPTH.get();
     if depth < INLINE {
-        FRAMES.with(|f| {
-            f[depth].set(Frame {
-                top,
-                tag: tag.get(),
-            })
-        });
+        FRAMES.with(|f| f[depth].set(top));
+        TAGS.with(|t| t[depth].set(tag.get()));
     } else {
         spill(depth, top.plain_context(), tag.get());
     }
@@ -255,7 +250,7 @@ pub(crate) fn leave_tagged(tag: std::num::NonZeroU64) {
     let mut depth = DEPTH.get();
     while depth > 0 {
         depth -= 1;
-        if frame_at(depth).tag == tag.get() {
+        if tag_at(depth) == tag.get() {
             truncate(depth);
             return;
         }

@@ -204,7 +204,10 @@ impl SpanMap {
 /// exchange and letting it go a plain store (a mutex lets go with a second
 /// exchange, to look for sleepers). It is held for a few map operations,
 /// never while code of the user's runs, and almost only by its own thread.
+/// On cache lines of its own: two threads' stores side by side would pass
+/// their lock words' line back and forth on every span.
 #[derive(Default)]
+#[repr(align(128))]
 struct Store {
     locked: AtomicBool,
     spans: UnsafeCell<SpanMap>,
@@ -289,21 +292,24 @@ impl OpenSpans {
     /// thread-local's destructor).
     #[inline]
     fn with_mine<R>(&self, f: impl FnOnce(&mut SpanMap) -> R) -> Option<R> {
-        let store = MINE.try_with(|m| {
-            let m = m.borrow();
-            match m.first() {
-                Some((key, store)) if *key == self.key => Ok(f(&mut store.lock())),
-                _ => Err(f),
+        // One call of `f` (so that it is inlined): a thread without a
+        // store yet makes one, then goes round again.
+        let mut f = Some(f);
+        loop {
+            let done = MINE.try_with(|m| {
+                let m = m.borrow();
+                match m.first() {
+                    Some((key, store)) if *key == self.key => {
+                        f.take().map(|f| f(&mut store.lock()))
+                    }
+                    _ => None,
+                }
+            });
+            match done {
+                Ok(Some(r)) => return Some(r),
+                Ok(None) => self.register(),
+                Err(_) => return None,
             }
-        });
-        match store {
-            Ok(Ok(r)) => Some(r),
-            Ok(Err(f)) => {
-                let store = self.register();
-                let r = f(&mut store.lock());
-                Some(r)
-            }
-            Err(_) => None,
         }
     }
 
@@ -311,16 +317,16 @@ impl OpenSpans {
     /// moved to the front of the thread's list (a thread seldom serves two
     /// layers).
     #[cold]
-    fn register(&self) -> Arc<Store> {
+    fn register(&self) {
         let found = MINE.with(|m| {
             let mut m = m.borrow_mut();
             let i = m.iter().position(|(key, _)| *key == self.key)?;
             let entry = m.remove(i);
             m.insert(0, entry);
-            Some(m[0].1.clone())
+            Some(())
         });
-        if let Some(store) = found {
-            return store;
+        if found.is_some() {
+            return;
         }
         let store = Arc::new(Store::default());
         {
@@ -330,8 +336,7 @@ impl OpenSpans {
             stores.retain(|s| Arc::strong_count(s) > 1 || !s.lock().is_empty());
             stores.push(store.clone());
         }
-        MINE.with(|m| m.borrow_mut().insert(0, (self.key, store.clone())));
-        store
+        MINE.with(|m| m.borrow_mut().insert(0, (self.key, store)));
     }
 
     /// Runs `f` on the store that holds span `id`: this thread's first,
