@@ -246,6 +246,9 @@ struct Shared<T: Exportable> {
     /// Set (under its lock) to wake the export thread early.
     wake: Mutex<bool>,
     wake_cv: Condvar,
+    /// A producer has asked for a drain that the export thread has not
+    /// begun: producers past half full ask once, not on every item.
+    asked: AtomicBool,
     exporter: Box<T::Exporter>,
     config: BatchConfig,
     exported: AtomicU64,
@@ -316,6 +319,15 @@ impl<T: Exportable> Shared<T> {
             .sum()
     }
 
+    /// Asks the export thread to drain, unless a drain it has not begun
+    /// is asked for already (a load, no write, in that case).
+    #[inline]
+    fn ask(&self) {
+        if !self.asked.load(Ordering::Relaxed) && !self.asked.swap(true, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
     fn wake(&self) {
         let mut w = self.wake.lock().unwrap_or_else(|e| e.into_inner());
         *w = true;
@@ -335,6 +347,8 @@ impl<T: Exportable> Shared<T> {
                     .0;
                 *w = false;
             }
+            // From here on, a producer past half full asks again.
+            self.asked.store(false, Ordering::Release);
             self.export_all();
             if self.shutdown.load(Ordering::Acquire) {
                 *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -425,6 +439,7 @@ impl<T: Exportable> BatchProcessor<T> {
             consume: Mutex::new(()),
             wake: Mutex::new(false),
             wake_cv: Condvar::new(),
+            asked: AtomicBool::new(false),
             exporter: exporter.into_exporter(),
             config,
             exported: AtomicU64::new(0),
@@ -509,10 +524,22 @@ impl<T: Exportable> BatchProcessor<T> {
             // SAFETY: `local` is this thread's, and this thread is its
             // ring's one producer.
             match unsafe { ring.push(&mut local.head, &mut local.tail_seen, slot) } {
-                Some(held) if held == ring.cap.div_ceil(2) => self.shared.wake(),
+                Some(held) if held >= ring.cap.div_ceil(2) => {
+                    // Past half full by this thread's last look at the
+                    // tail: look again, and if it really is, ask for a
+                    // drain (once, until the export thread begins it: a
+                    // wake only at exactly half was missed whenever the
+                    // drain came late and the queue filled, and the queue
+                    // then waited for the timer, dropping).
+                    local.tail_seen = ring.tail.0.load(Ordering::Acquire);
+                    if local.head.wrapping_sub(local.tail_seen) >= ring.cap.div_ceil(2) {
+                        self.shared.ask();
+                    }
+                }
                 Some(_) => {}
                 None if slot.is_some() => {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.ask();
                 }
                 None => {}
             }
@@ -903,6 +930,36 @@ mod tests {
         let st = p.stats();
         assert_eq!(st.exported + st.dropped, 4 * 2_000 * 2);
         assert_eq!(mem.take().len() as u64, st.exported);
+    }
+
+    #[test]
+    fn a_producer_past_half_full_gets_its_queue_drained_without_the_timer() {
+        // The export thread's timer is a minute: only the producer's asking
+        // drains the queue, though its view of the queue is stale between
+        // looks (it reads the consumer's index only when it must).
+        let mem = Arc::new(InMemoryExporter::new());
+        let cfg = BatchConfig {
+            max_queue_size: 64,
+            max_export_batch_size: 1_000,
+            scheduled_delay: Duration::from_secs(60),
+        };
+        let p = BatchProcessor::new(mem.clone(), cfg);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for i in 0..1_000 {
+            p.on_end(span_data(format!("s{i}")));
+            // A producer that leaves the export thread time to drain.
+            while p.backlog() > 40 {
+                assert!(
+                    Instant::now() < deadline,
+                    "not drained at {i}: {:?}",
+                    p.stats()
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        p.shutdown();
+        assert_eq!(p.stats().dropped, 0);
+        assert_eq!(mem.take().len(), 1_000);
     }
 
     /// Never returns from an export until released.
