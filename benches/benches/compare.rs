@@ -81,16 +81,12 @@ fn in_memory_tracer() -> &'static (Tracer, Arc<InMemoryExporter>) {
 #[divan::bench(args = NS, threads = [1, 2])]
 fn tracer_in_memory(bencher: divan::Bencher<'_, '_>, n: usize) {
     let (t, mem) = in_memory_tracer();
-    bencher
-        .with_inputs(|| {
-            mem.take();
-        })
-        .bench_values(|()| {
-            let _root = t.span_builder("parent").root().start().entered();
-            for _ in 0..n {
-                let _child = t.start("child");
-            }
-        });
+    bencher.with_inputs(|| mem.clear()).bench_values(|()| {
+        let _root = t.span_builder("parent").root().start().entered();
+        for _ in 0..n {
+            let _child = t.start("child");
+        }
+    });
 }
 
 fn install_fastrace() {

@@ -117,6 +117,24 @@ impl InMemoryExporter {
     pub fn take(&self) -> Vec<SpanData> {
         std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()))
     }
+
+    /// Drops every span collected so far and keeps the room they took, so
+    /// that the next spans are kept without growing the store again (as
+    /// OpenTelemetry's `InMemorySpanExporter::reset` does; benchmarks clear
+    /// it between samples).
+    pub fn clear(&self) {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many spans it holds.
+    pub fn len(&self) -> usize {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether it holds no span.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl SpanProcessor for InMemoryExporter {
@@ -191,3 +209,26 @@ pub use batch::{
 };
 
 mod batch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sampler, Tracer};
+    use std::sync::Arc;
+
+    #[test]
+    fn an_in_memory_exporter_clears_and_keeps_its_room() {
+        let mem = Arc::new(InMemoryExporter::new());
+        let tracer = Tracer::new(Sampler::AlwaysOn, mem.clone());
+        for _ in 0..100 {
+            tracer.start("s");
+        }
+        assert_eq!(mem.len(), 100);
+        let room = mem.spans.lock().unwrap().capacity();
+        mem.clear();
+        assert!(mem.is_empty());
+        assert_eq!(mem.spans.lock().unwrap().capacity(), room);
+        tracer.start("after");
+        assert_eq!(mem.take().len(), 1);
+    }
+}
