@@ -286,8 +286,22 @@ impl<T: Exportable> Shared<T> {
         let max = self.config.max_export_batch_size.max(1);
         let mut batch = Vec::with_capacity(max);
         for ring in rings {
-            // SAFETY: this thread holds `consume`.
-            while unsafe { ring.drain(max, &mut batch) } > 0 {
+            // What the ring holds now, and no more: a producer that goes on
+            // pushing is not chased (drained at its heels, each of its
+            // pushes would pull the lines it writes back from this thread);
+            // it asks again when its queue is half full.
+            let mut left = ring
+                .head
+                .0
+                .load(Ordering::Acquire)
+                .wrapping_sub(ring.tail.0.load(Ordering::Relaxed));
+            while left > 0 {
+                // SAFETY: this thread holds `consume`.
+                let n = unsafe { ring.drain(max.min(left), &mut batch) };
+                if n == 0 {
+                    break;
+                }
+                left -= n;
                 let n = batch.len() as u64;
                 T::export(&self.exporter, &mut batch);
                 self.exported.fetch_add(n, Ordering::Relaxed);
