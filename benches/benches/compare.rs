@@ -42,11 +42,11 @@ fn install_tracer() {
     });
 }
 
-fn tracer_harness(n: usize) {
-    // Each thread's span queue is 8192 slots (1.7 MB) that the kernel maps
-    // on first touch: the first call on a thread goes round it once, so the
-    // samples after it time the steady state (the first sample is the
-    // outlier, the median does not move).
+/// Each thread's span queue is 8192 slots (1.7 MB) that the kernel maps on
+/// first touch: a thread's first call goes round it once, so that the
+/// samples time the steady state (without it, the first 80 samples of a
+/// row of 100-span samples each pay the page faults of 20 slots).
+fn warm_queue() {
     thread_local! {
         static WARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
@@ -56,6 +56,10 @@ fn tracer_harness(n: usize) {
             global::tracer().start("warm-up");
         }
     }
+}
+
+fn tracer_harness(n: usize) {
+    warm_queue();
     let t = global::tracer();
     let _root = t.span_builder("parent").root().start().entered();
     for _ in 0..n {
@@ -193,7 +197,10 @@ fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
 fn tracing_layer(bencher: divan::Bencher<'_, '_>, n: usize) {
     install_tracer();
     bencher
-        .with_inputs(|| with_dispatch("layer", layer_dispatch()))
+        .with_inputs(|| {
+            warm_queue();
+            with_dispatch("layer", layer_dispatch())
+        })
         .bench_values(|()| tracing_harness(n));
 }
 

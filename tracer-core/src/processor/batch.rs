@@ -57,6 +57,34 @@ pub struct ProcessorStats {
     pub queued: u64,
 }
 
+/// How many items ahead of the one written [`Ring::push`] prefetches.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks for the lines of `*p` for writing (`prefetchw`, a hint: on a CPU
+/// without it, a no-op), where the target has it; elsewhere nothing.
+#[inline(always)]
+fn prefetch_for_write<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = p.cast::<u8>();
+        let mut off = 0;
+        while off < std::mem::size_of::<T>() {
+            // SAFETY: `prefetchw` only hints; it never faults, whatever the
+            // address, and touches no register but its operand's.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{0}]",
+                    in(reg) start.wrapping_add(off),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Keeps a value on a cache line of its own, so that the producer's index
 /// and the consumer's do not share one.
 #[repr(align(64))]
@@ -140,6 +168,12 @@ impl<T> Ring<T> {
         }
         *head = head.wrapping_add(1);
         self.head.0.store(*head, Ordering::Release);
+        // The slots a few items on are asked for, for writing, now: by the
+        // time they are written their lines are here (the ring is larger
+        // than a core's cache, and the consumer on another core read them
+        // last). A write that misses holds up the next locked instruction
+        // of this thread (the registry's, the layer's) until it lands.
+        prefetch_for_write(self.slots[head.wrapping_add(PREFETCH_AHEAD) & self.mask].get());
         Some(head.wrapping_sub(*tail_seen))
     }
 
