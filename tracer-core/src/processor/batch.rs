@@ -397,8 +397,12 @@ impl<T: Exportable> Shared<T> {
             }
             // From here on, a producer past half full asks again.
             self.asked.store(false, Ordering::Release);
+            // Read before the drain: a shutdown asked for while it runs
+            // gets one more, which takes what was queued after this one's
+            // snapshot (the threads that end items stop before they ask).
+            let stopping = self.shutdown.load(Ordering::Acquire);
             self.export_all();
-            if self.shutdown.load(Ordering::Acquire) {
+            if stopping {
                 *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 self.done_cv.notify_all();
                 return;
@@ -1008,6 +1012,64 @@ mod tests {
         p.shutdown();
         assert_eq!(p.stats().dropped, 0);
         assert_eq!(mem.take().len(), 1_000);
+    }
+
+    /// Counts what it exports; the first export waits until opened.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        cv: Condvar,
+        entered: AtomicBool,
+        got: AtomicU64,
+    }
+
+    impl SpanExporter for Arc<Gate> {
+        fn export(&self, batch: &mut Vec<SpanData>) {
+            self.entered.store(true, Ordering::SeqCst);
+            let g = self.open.lock().unwrap();
+            drop(self.cv.wait_while(g, |open| !*open).unwrap());
+            self.got.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_shutdown_asked_for_during_a_drain_still_exports_what_came_after_it() {
+        let gate = Arc::new(Gate::default());
+        let cfg = BatchConfig {
+            max_queue_size: 100,
+            max_export_batch_size: 1_000,
+            scheduled_delay: Duration::from_secs(60),
+        };
+        let p = Arc::new(BatchProcessor::new(gate.clone(), cfg));
+        // Past half full: the export thread is asked, takes what is queued
+        // and waits in the exporter.
+        for i in 0..60 {
+            p.on_end(span_data(format!("before {i}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !gate.entered.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the export thread was not asked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Queued after that drain's snapshot, then the shutdown, asked for
+        // while the drain is still in the exporter.
+        for i in 0..10 {
+            p.on_end(span_data(format!("after {i}")));
+        }
+        let stopping = {
+            let p = p.clone();
+            std::thread::spawn(move || p.shutdown_by(Instant::now() + Duration::from_secs(20)))
+        };
+        while !p.shared.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        *gate.open.lock().unwrap() = true;
+        gate.cv.notify_all();
+        assert!(
+            stopping.join().unwrap(),
+            "everything was exported by the deadline"
+        );
+        assert_eq!(gate.got.load(Ordering::SeqCst), 70);
     }
 
     /// Never returns from an export until released.
