@@ -154,8 +154,10 @@ fn spill(depth: usize, ctx: SpanContext, tag: u64) {
     SPILLED.set(true);
 }
 
-/// Leaves every context entered at `depth` or deeper (none if there are
-/// none so deep: a guard dropped after an outer one left it already).
+/// Leaves every context entered at `depth` or deeper; none if the stack is
+/// not that deep. Depths are all a guard knows: one whose context already
+/// went with an outer one (left out of order) leaves, when it drops,
+/// whatever has been entered at its depth since.
 #[inline]
 fn truncate(depth: usize) {
     if depth >= DEPTH.get() {

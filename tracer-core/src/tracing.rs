@@ -108,13 +108,23 @@ impl TracerLayer {
     fn key(&self) -> usize {
         self.spans.key
     }
+
+    /// The tag a span's context is entered with on tracer's stack: the
+    /// span's id mixed with this layer's number, so that two layers'
+    /// spans of the same id (two subscribers on one thread) are told
+    /// apart when they are left out of order. One-to-one for one layer.
+    #[inline]
+    fn tag(&self, id: NonZeroU64) -> NonZeroU64 {
+        let bits = (self.spans.key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        NonZeroU64::new(id.get() ^ bits).unwrap_or(id)
+    }
 }
 
 /// The tracer spans of the `tracing` spans still open, by `tracing` id.
 ///
 /// Each thread keeps the spans it makes in a store of its own (a map
-/// behind a mutex that, but for the rare span closed or entered elsewhere,
-/// only that thread takes): making, entering and closing a span on one
+/// behind a spin lock that, but for the rare span closed or entered
+/// elsewhere, only that thread takes): making, entering and closing a span on one
 /// thread touch that thread's cache lines only, as the registry's own
 /// per-thread slab does. A span used on another thread than the one that
 /// made it is looked for in every store of the layer: the cost of that
@@ -211,11 +221,19 @@ impl SpanMap {
 struct Store {
     locked: AtomicBool,
     spans: UnsafeCell<SpanMap>,
+    /// Its layer is gone: the threads that hold it let it go when they
+    /// next list a store.
+    retired: AtomicBool,
 }
 
 // SAFETY: the map is reached only through `Store::lock`, which lets one
-// thread at a time in.
+// thread at a time in; what it holds is `Send` (checked below).
 unsafe impl Sync for Store {}
+
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<SpanMap>();
+};
 
 impl Store {
     #[inline]
@@ -320,6 +338,9 @@ impl OpenSpans {
     fn register(&self) {
         let found = MINE.with(|m| {
             let mut m = m.borrow_mut();
+            // The stores of layers that are gone (a subscriber replaced
+            // or rebuilt) go now.
+            m.retain(|(_, s)| !s.retired.load(Ordering::Relaxed));
             let i = m.iter().position(|(key, _)| *key == self.key)?;
             let entry = m.remove(i);
             m.insert(0, entry);
@@ -364,17 +385,24 @@ impl OpenSpans {
         None
     }
 
-    fn insert(&self, id: u64, span: Box<Span>) {
-        let old = match self.with_mine(|m| m.insert(id, span)) {
+    /// Keeps the span; `false` when it could not be kept (this thread's
+    /// locals are gone) and has ended.
+    fn insert(&self, id: u64, span: Box<Span>) -> bool {
+        let mut span = Some(span);
+        let old = match self.with_mine(|m| span.take().and_then(|s| m.insert(id, s))) {
             Some(old) => old,
-            // No thread-locals left: this span cannot be kept; it ends.
-            None => return,
+            None => {
+                // No thread-locals left: the span cannot be kept; it ends.
+                span.into_iter().for_each(end);
+                return false;
+            }
         };
         // A span displaced by one of the same id (see `SpanMap::insert`)
         // ends after the unlock.
         if let Some(old) = old {
             end(old);
         }
+        true
     }
 
     #[inline]
@@ -409,6 +437,7 @@ impl Drop for OpenSpans {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for store in stores {
+            store.retired.store(true, Ordering::Relaxed);
             let spans: Vec<Box<Span>> = store.lock().drain().collect();
             spans.into_iter().for_each(end);
         }
@@ -416,7 +445,7 @@ impl Drop for OpenSpans {
 }
 
 /// A multiply-fold of the 64-bit id: every bit of the id moves the low
-/// bits (the map's bucket), the top seven (its tag byte) and the shard's.
+/// bits (the map's bucket) and the top seven (its tag byte).
 #[inline]
 fn mix(id: u64) -> u64 {
     let m = u128::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -445,9 +474,12 @@ thread_local! {
     /// The span this thread made last (the layer's key, its id, its
     /// context): most spans are entered right where they are made
     /// (`info_span!(..).entered()`, `#[instrument]`), and this spares their
-    /// `on_enter` a lookup. Forgotten when the span closes (its id may go to
-    /// a new one). A `Cell` of plain values: read and written without a
-    /// borrow flag or a destructor.
+    /// `on_enter` a lookup. Forgotten when the span closes on this thread,
+    /// and replaced by the next span this thread makes; a span closed on
+    /// another thread leaves it here, which is harmless with the registry
+    /// (it numbers a span anew only on the thread whose slab slot the old
+    /// one had, and with a new generation). A `Cell` of plain values: read
+    /// and written without a borrow flag or a destructor.
     static LAST_NEW: Cell<Option<(usize, NonZeroU64, PlainContext)>> = const { Cell::new(None) };
     /// The boxes of the spans this thread ended last, kept for the next
     /// spans it makes: a span boxed here costs a pop, not an allocation,
@@ -604,8 +636,8 @@ where
         // SAFETY: `start_for_layer` wrote the span.
         let span = unsafe { boxed.assume_init() };
         let id = id.into_non_zero_u64();
-        self.spans.insert(id.get(), span);
-        LAST_NEW.set(plain.map(|c| (self.key(), id, c)));
+        let kept = self.spans.insert(id.get(), span);
+        LAST_NEW.set(plain.filter(|_| kept).map(|c| (self.key(), id, c)));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
@@ -689,10 +721,12 @@ where
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         let id = id.into_non_zero_u64();
         match LAST_NEW.get() {
-            Some((layer, last, c)) if layer == self.key() && last == id => enter_plain(c, id),
+            Some((layer, last, c)) if layer == self.key() && last == id => {
+                enter_plain(c, self.tag(id))
+            }
             _ => {
                 if let Some(c) = self.spans.context(id.get()) {
-                    enter_tagged(c, id);
+                    enter_tagged(c, self.tag(id));
                 }
             }
         }
@@ -701,7 +735,7 @@ where
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // Spans are left in the order entered; should one not be, the
         // contexts entered above it go with it (tracer's stack is a stack).
-        leave_tagged(id.into_non_zero_u64());
+        leave_tagged(self.tag(id.into_non_zero_u64()));
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
@@ -711,7 +745,7 @@ where
                 LAST_NEW.set(None);
             }
         }
-        // Taken out under the shard's lock, ended (handed to the
+        // Taken out under the store's lock, ended (handed to the
         // processor) after it.
         if let Some(span) = self.spans.remove(id.get()) {
             end(span);
@@ -736,6 +770,24 @@ mod tests {
 
     fn id_of(s: &Span) -> u64 {
         s.context().span_id().to_u64()
+    }
+
+    #[test]
+    fn a_thread_lets_go_of_the_stores_of_layers_that_are_gone() {
+        use tracing_subscriber::layer::SubscriberExt;
+        std::thread::spawn(|| {
+            for _ in 0..5 {
+                let layer = TracerLayer::new(crate::Tracer::noop());
+                let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+                tracing::dispatcher::with_default(&d, || {
+                    drop(tracing::info_span!("x").entered());
+                });
+            }
+            // Each new layer's store let go of the one before it.
+            MINE.with(|m| assert_eq!(m.borrow().len(), 1));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -117,3 +117,25 @@ fn two_layers_on_one_thread_keep_their_spans_apart() {
         Some(named(&sb, "b outer").context.span_id())
     );
 }
+
+/// Two subscribers' spans of the same id, entered one in the other and
+/// left out of order: leaving the outer one leaves its own context (and,
+/// tracer's stack being a stack, the one entered above it), not the other
+/// layer's.
+#[test]
+fn leaving_out_of_order_across_two_layers_leaves_the_right_context() {
+    let a = Setup::new(Sampler::AlwaysOn);
+    let b = Setup::new(Sampler::AlwaysOn);
+    let (da, db) = (a.dispatch(), b.dispatch());
+    let outer = tracing::dispatcher::with_default(&da, || tracing::info_span!("a").entered());
+    let a_ctx = tracer_core::current().expect("a is current");
+    let inner = tracing::dispatcher::with_default(&db, || tracing::info_span!("b").entered());
+    let b_ctx = tracer_core::current().expect("b is current");
+    assert_ne!(a_ctx.span_id(), b_ctx.span_id());
+    drop(outer);
+    assert_eq!(tracer_core::current(), None, "a's context was left");
+    drop(inner);
+    assert_eq!(tracer_core::current(), None);
+    assert_eq!(a.take().len(), 1);
+    assert_eq!(b.take().len(), 1);
+}

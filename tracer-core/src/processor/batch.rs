@@ -60,29 +60,64 @@ pub struct ProcessorStats {
 /// How many items ahead of the one written [`Ring::push`] prefetches.
 const PREFETCH_AHEAD: usize = 4;
 
-/// Asks for the lines of `*p` for writing (`prefetchw`, a hint: on a CPU
-/// without it, a no-op), where the target has it; elsewhere nothing.
+/// Asks for the cache lines of `*p` for writing: `prefetchw` where the CPU
+/// has it (CPUID `PRFCHW`, read once), else a read prefetch (`prefetcht0`,
+/// in every x86-64), which brings the lines near but leaves the write to
+/// claim them. Hints both: neither faults, whatever the address. Elsewhere
+/// than x86-64, nothing.
 #[inline(always)]
 fn prefetch_for_write<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
-        let start = p.cast::<u8>();
-        let mut off = 0;
-        while off < std::mem::size_of::<T>() {
-            // SAFETY: `prefetchw` only hints; it never faults, whatever the
-            // address, and touches no register but its operand's.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) start.wrapping_add(off),
-                    options(nostack, preserves_flags, readonly)
-                );
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let first = p as usize & !63;
+        let last = (p as usize + std::mem::size_of::<T>().max(1) - 1) & !63;
+        let write = has_prefetchw();
+        let mut line = first;
+        while line <= last {
+            let at = p.cast::<u8>().wrapping_add(line.wrapping_sub(p as usize));
+            if write {
+                // SAFETY: the CPU has `prefetchw` (checked); a prefetch
+                // only hints, never faults, and writes no memory or flag.
+                unsafe {
+                    std::arch::asm!(
+                        "prefetchw [{0}]",
+                        in(reg) at,
+                        options(nostack, preserves_flags, readonly)
+                    );
+                }
+            } else {
+                // SAFETY: SSE is part of x86-64; a prefetch never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) };
             }
-            off += 64;
+            line += 64;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Whether the CPU has `prefetchw` (CPUID 8000_0001h, ECX bit 8), asked
+/// once: some early x86-64 CPUs fault on it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_prefetchw() -> bool {
+    use std::sync::atomic::AtomicU8;
+    static KNOWN: AtomicU8 = AtomicU8::new(0);
+    match KNOWN.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: `cpuid` is in every x86-64 (a safe function in newer
+            // Rust than the minimum this crate supports).
+            #[allow(unused_unsafe)]
+            let yes = unsafe {
+                let max = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+                max >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+            };
+            KNOWN.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        k => k == 2,
+    }
 }
 
 /// Keeps a value on a cache line of its own, so that the producer's index
