@@ -132,16 +132,20 @@ pub fn attach(ctx: SpanContext) -> ContextGuard {
 /// Enters `ctx` with `tag`; returns the depth it was entered at.
 #[inline]
 fn push(ctx: SpanContext, tag: u64) -> usize {
-    let top = Top::of(&ctx);
+    push_top(Top::of(&ctx), tag, || ctx)
+}
+
+/// Enters the context whose plain parts are `top`; the whole context is
+/// made (by `ctx`) only when it has to be spilled.
+#[inline(always)]
+fn push_top(top: Top, tag: u64, ctx: impl FnOnce() -> SpanContext) -> usize {
     let depth = DEPTH.get();
     if depth < INLINE {
         FRAMES.with(|f| f[depth].set(top));
         TAGS.with(|t| t[depth].set(tag));
-        if top.has_state() {
-            spill(depth, ctx, tag);
-        }
-    } else {
-        spill(depth, ctx, tag);
+    }
+    if depth >= INLINE || top.has_state() {
+        spill(depth, ctx(), tag);
     }
     DEPTH.set(depth + 1);
     TOP.set(top);
@@ -232,16 +236,7 @@ pub(crate) fn enter_tagged(ctx: SpanContext, tag: std::num::NonZeroU64) {
 #[cfg(feature = "tracing")]
 #[inline]
 pub(crate) fn enter_plain(ctx: PlainContext, tag: std::num::NonZeroU64) {
-    let top = ctx.0;
-    let depth = DEPTH.get();
-    if depth < INLINE {
-        FRAMES.with(|f| f[depth].set(top));
-        TAGS.with(|t| t[depth].set(tag.get()));
-    } else {
-        spill(depth, top.plain_context(), tag.get());
-    }
-    DEPTH.set(depth + 1);
-    TOP.set(top);
+    push_top(ctx.0, tag.get(), || ctx.0.plain_context());
 }
 
 /// Leaves the innermost context entered with `tag`, and any entered above
