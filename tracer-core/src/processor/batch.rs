@@ -668,7 +668,7 @@ impl<T: Exportable> BatchProcessor<T> {
             if now >= end || self.shared.shutdown.load(Ordering::Acquire) {
                 return false;
             }
-            self.shared.wake();
+            self.shared.ask();
             let g = self
                 .shared
                 .drained
