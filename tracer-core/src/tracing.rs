@@ -115,8 +115,7 @@ impl TracerLayer {
     /// apart when they are left out of order. One-to-one for one layer.
     #[inline]
     fn tag(&self, id: NonZeroU64) -> NonZeroU64 {
-        let bits = (self.spans.key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        NonZeroU64::new(id.get() ^ bits).unwrap_or(id)
+        NonZeroU64::new(id.get() ^ mix(self.spans.key as u64)).unwrap_or(id)
     }
 }
 
