@@ -469,6 +469,15 @@ pub fn span(ctx: &mut Ctx<'_>, req: SpanIntake) -> Result<SpanAccepted, Error> {
 mod tests {
     use super::*;
 
+    /// The spans and missing parents the pending traces hold, counted
+    /// anew (what `followed` keeps a running count of).
+    fn recount(c: &Collector) -> usize {
+        c.pending
+            .iter()
+            .map(|(_, p)| p.spans.len() + p.missing.len())
+            .sum()
+    }
+
     fn data(span: u64, parent: Option<u64>) -> SpanData {
         SpanData {
             context: SpanContext::new(
@@ -554,12 +563,7 @@ mod tests {
             assert!(c.followed <= c.max_followed);
         }
         assert!(c.forgotten_for_size > 0);
-        let recount: usize = c
-            .pending
-            .iter()
-            .map(|(_, p)| p.spans.len() + p.missing.len())
-            .sum();
-        assert_eq!(c.followed, recount, "the running count is exact");
+        assert_eq!(c.followed, recount(&c), "the running count is exact");
     }
 
     #[test]
@@ -571,12 +575,7 @@ mod tests {
         }
         assert_eq!(c.pending.len(), MAX_PENDING);
         assert_eq!(c.pending.evicted(), 5);
-        let recount: usize = c
-            .pending
-            .iter()
-            .map(|(_, p)| p.spans.len() + p.missing.len())
-            .sum();
-        assert_eq!(c.followed, recount, "evicted traces leave the count");
+        assert_eq!(c.followed, recount(&c), "evicted traces leave the count");
         assert!(!c.pending.contains_key(&TraceId::from_u128(1)));
     }
 }
