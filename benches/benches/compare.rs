@@ -8,13 +8,18 @@
 //! - `fastrace`: `Span::root` + `LocalSpan`, reported to a reporter that drops.
 //! - `tracing_otel`: tokio-tracing spans through tracing-opentelemetry into the
 //!   OpenTelemetry SDK with an in-memory exporter.
+//! - `tracing_otel_batch`: the same into the SDK's batch processor and an
+//!   exporter that drops: the pipeline of `tracer` and `tracing_layer`.
 //! - `otel_sdk`: the OpenTelemetry SDK directly, same exporter.
 //! - `tracer_in_memory`: tracer with the same in-memory, export-per-span
 //!   pipeline as the two OpenTelemetry rows.
 //! - `tracing_layer`: tokio-tracing spans through tracer-core's `tracing` layer
-//!   into the `tracer` row's pipeline; `tracing_otel` and `tracing_layer`
-//!   both install their subscriber as each thread's scoped default, so
-//!   that tracing's dispatch costs them the same.
+//!   into the `tracer` row's pipeline.
+//! - `tracing_registry`: the same spans through tracing-subscriber's
+//!   registry alone, the floor of every `tracing_*` row.
+//!
+//! Every `tracing_*` row installs its subscriber the same way: an instance
+//! per thread, as that thread's scoped default (see `with_subscriber`).
 
 use std::sync::{Arc, OnceLock};
 use tracer_core::{
@@ -134,41 +139,78 @@ fn otel() -> &'static (
     })
 }
 
-fn otel_dispatch() -> &'static tracing::Dispatch {
-    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
-    D.get_or_init(|| {
-        use opentelemetry::trace::TracerProvider as _;
-        use tracing_subscriber::layer::SubscriberExt;
-        let tracer = otel().0.tracer("bench");
-        tracing::Dispatch::new(
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
-        )
+fn otel_subscriber() -> tracing::Dispatch {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let tracer = otel().0.tracer("bench");
+    tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+    )
+}
+
+/// The OpenTelemetry SDK with the layer row's pipeline: its batch
+/// processor (a queue that a thread of its own drains) and an exporter that
+/// drops what it is given.
+fn otel_batch() -> &'static opentelemetry_sdk::trace::SdkTracerProvider {
+    #[derive(Debug)]
+    struct Drop;
+    impl opentelemetry_sdk::trace::SpanExporter for Drop {
+        async fn export(
+            &self,
+            _: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+    static P: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+    P.get_or_init(|| {
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(Drop)
+            .build()
     })
 }
 
-fn layer_dispatch() -> &'static tracing::Dispatch {
-    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
-    D.get_or_init(|| {
-        use tracing_subscriber::layer::SubscriberExt;
-        tracing::Dispatch::new(
-            tracing_subscriber::registry().with(tracer_core::tracing::TracerLayer::global()),
-        )
-    })
+fn otel_batch_subscriber() -> tracing::Dispatch {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let tracer = otel_batch().tracer("bench");
+    tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+    )
+}
+
+fn layer_subscriber() -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt;
+    tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracer_core::tracing::TracerLayer::global()),
+    )
+}
+
+fn registry_subscriber() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing_subscriber::registry())
 }
 
 thread_local! {
     /// This thread's scoped default subscriber for the benchmark running
-    /// on it (set on first use, kept for the thread's life).
+    /// on it (made on first use, kept for the thread's life).
     static SCOPED: std::cell::RefCell<Option<(&'static str, tracing::dispatcher::DefaultGuard)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-fn with_dispatch(name: &'static str, d: &'static tracing::Dispatch) {
+/// Makes a subscriber of the row's kind this thread's scoped default, once
+/// per thread: each thread has an instance of its own. A service installs
+/// its subscriber as the process-wide default, whose `Dispatch` `tracing`
+/// copies into every span for free; a scoped one is an `Arc`, whose count
+/// `tracing` moves up and down on every span, and one instance shared by two
+/// threads would pass that count's cache line between the cores each time
+/// (a cost of the harness, not of the layers: it took the layer row from
+/// 18.9 to 22.9 µs on two threads, N = 100; see BENCHMARKS.md).
+fn with_subscriber(name: &'static str, make: fn() -> tracing::Dispatch) {
     SCOPED.with(|s| {
         let mut s = s.borrow_mut();
         if s.as_ref().map(|(n, _)| *n) != Some(name) {
             *s = None;
-            *s = Some((name, tracing::dispatcher::set_default(d)));
+            *s = Some((name, tracing::dispatcher::set_default(&make())));
         }
     });
 }
@@ -182,14 +224,25 @@ fn tracing_harness(n: usize) {
     }
 }
 
+/// tracing-opentelemetry into the SDK's simple processor and in-memory
+/// exporter, as `otel_sdk` and `tracer_in_memory`.
 #[divan::bench(args = NS, threads = [1, 2])]
 fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
     let exporter = &otel().1;
     bencher
         .with_inputs(|| {
-            with_dispatch("otel", otel_dispatch());
+            with_subscriber("otel", otel_subscriber);
             exporter.reset()
         })
+        .bench_values(|()| tracing_harness(n));
+}
+
+/// tracing-opentelemetry into the SDK's batch processor and an exporter
+/// that drops: the pipeline of `tracing_layer` and `tracer`.
+#[divan::bench(args = NS, threads = [1, 2])]
+fn tracing_otel_batch(bencher: divan::Bencher<'_, '_>, n: usize) {
+    bencher
+        .with_inputs(|| with_subscriber("otel_batch", otel_batch_subscriber))
         .bench_values(|()| tracing_harness(n));
 }
 
@@ -199,23 +252,18 @@ fn tracing_layer(bencher: divan::Bencher<'_, '_>, n: usize) {
     bencher
         .with_inputs(|| {
             warm_queue();
-            with_dispatch("layer", layer_dispatch())
+            with_subscriber("layer", layer_subscriber)
         })
         .bench_values(|()| tracing_harness(n));
 }
 
-fn registry_dispatch() -> &'static tracing::Dispatch {
-    static D: OnceLock<tracing::Dispatch> = OnceLock::new();
-    D.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()))
-}
-
-/// The harness of the two rows above through tracing-subscriber's
-/// registry alone: the floor under any layer on the registry (both
-/// `tracing_otel` and `tracing_layer` pay it).
+/// The harness of the rows above through tracing-subscriber's registry
+/// alone: the floor under any layer on the registry (every `tracing_*` row
+/// pays it).
 #[divan::bench(args = NS, threads = [1, 2])]
 fn tracing_registry(bencher: divan::Bencher<'_, '_>, n: usize) {
     bencher
-        .with_inputs(|| with_dispatch("registry", registry_dispatch()))
+        .with_inputs(|| with_subscriber("registry", registry_subscriber))
         .bench_values(|()| tracing_harness(n));
 }
 
