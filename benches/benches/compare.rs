@@ -203,8 +203,9 @@ thread_local! {
 /// copies into every span for free; a scoped one is an `Arc`, whose count
 /// `tracing` moves up and down on every span, and one instance shared by two
 /// threads would pass that count's cache line between the cores each time
-/// (a cost of the harness, not of the layers: it took the layer row from
-/// 18.9 to 22.9 µs on two threads, N = 100; see BENCHMARKS.md).
+/// (a cost of the harness, not of the layers: the layer row took 20.6–24.0
+/// µs on two threads at N = 100 with one shared instance, 18.9–20.5 µs with
+/// one per thread; see BENCHMARKS.md).
 fn with_subscriber(name: &'static str, make: fn() -> tracing::Dispatch) {
     SCOPED.with(|s| {
         let mut s = s.borrow_mut();
