@@ -270,7 +270,7 @@ fn tracing_registry(bencher: divan::Bencher<'_, '_>, n: usize) {
 
 /// One `tracing` span (made, entered, left, closed) with the layer over a
 /// tracer that samples nothing, beside the same span with no layer at all.
-#[divan::bench]
+#[divan::bench(sample_size = 64)]
 fn tracing_layer_unsampled(bencher: divan::Bencher<'_, '_>) {
     use tracing_subscriber::layer::SubscriberExt;
     let off = Tracer::new(Sampler::AlwaysOff, tracer_core::NoopProcessor);
@@ -285,8 +285,29 @@ fn tracing_layer_unsampled(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
+/// The same unsampled span through tracing-opentelemetry, over an SDK
+/// whose sampler samples nothing.
+#[divan::bench(sample_size = 64)]
+fn tracing_otel_unsampled(bencher: divan::Bencher<'_, '_>) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+        .build();
+    let d = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+    );
+    tracing::dispatcher::with_default(&d, || {
+        bencher.bench_local(|| {
+            let s = tracing::span!(tracing::Level::INFO, "unsampled");
+            let _e = s.enter();
+        })
+    });
+}
+
 /// The baseline of the row above: the same span, the registry alone.
-#[divan::bench]
+#[divan::bench(sample_size = 64)]
 fn tracing_registry_only(bencher: divan::Bencher<'_, '_>) {
     let d = tracing::Dispatch::new(tracing_subscriber::registry());
     tracing::dispatcher::with_default(&d, || {
