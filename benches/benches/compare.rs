@@ -153,8 +153,8 @@ fn otel_subscriber() -> tracing::Dispatch {
 /// drops what it is given.
 fn otel_batch() -> &'static opentelemetry_sdk::trace::SdkTracerProvider {
     #[derive(Debug)]
-    struct Drop;
-    impl opentelemetry_sdk::trace::SpanExporter for Drop {
+    struct Dropping;
+    impl opentelemetry_sdk::trace::SpanExporter for Dropping {
         async fn export(
             &self,
             _: Vec<opentelemetry_sdk::trace::SpanData>,
@@ -165,7 +165,7 @@ fn otel_batch() -> &'static opentelemetry_sdk::trace::SdkTracerProvider {
     static P: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
     P.get_or_init(|| {
         opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_batch_exporter(Drop)
+            .with_batch_exporter(Dropping)
             .build()
     })
 }
@@ -306,7 +306,7 @@ fn tracing_otel_unsampled(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
-/// The baseline of the row above: the same span, the registry alone.
+/// The baseline of the two rows above: the same span, the registry alone.
 #[divan::bench(sample_size = 64)]
 fn tracing_registry_only(bencher: divan::Bencher<'_, '_>) {
     let d = tracing::Dispatch::new(tracing_subscriber::registry());
