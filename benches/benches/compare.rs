@@ -139,10 +139,11 @@ fn otel() -> &'static (
     })
 }
 
-fn otel_subscriber() -> tracing::Dispatch {
+/// tracing-opentelemetry on the registry, recording into `provider`.
+fn otel_subscriber(provider: &opentelemetry_sdk::trace::SdkTracerProvider) -> tracing::Dispatch {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt;
-    let tracer = otel().0.tracer("bench");
+    let tracer = provider.tracer("bench");
     tracing::Dispatch::new(
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
     )
@@ -168,15 +169,6 @@ fn otel_batch() -> &'static opentelemetry_sdk::trace::SdkTracerProvider {
             .with_batch_exporter(Dropping)
             .build()
     })
-}
-
-fn otel_batch_subscriber() -> tracing::Dispatch {
-    use opentelemetry::trace::TracerProvider as _;
-    use tracing_subscriber::layer::SubscriberExt;
-    let tracer = otel_batch().tracer("bench");
-    tracing::Dispatch::new(
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
-    )
 }
 
 fn layer_subscriber() -> tracing::Dispatch {
@@ -232,7 +224,7 @@ fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
     let exporter = &otel().1;
     bencher
         .with_inputs(|| {
-            with_subscriber("otel", otel_subscriber);
+            with_subscriber("otel", || otel_subscriber(&otel().0));
             exporter.reset()
         })
         .bench_values(|()| tracing_harness(n));
@@ -243,7 +235,7 @@ fn tracing_otel(bencher: divan::Bencher<'_, '_>, n: usize) {
 #[divan::bench(args = NS, threads = [1, 2])]
 fn tracing_otel_batch(bencher: divan::Bencher<'_, '_>, n: usize) {
     bencher
-        .with_inputs(|| with_subscriber("otel_batch", otel_batch_subscriber))
+        .with_inputs(|| with_subscriber("otel_batch", || otel_subscriber(otel_batch())))
         .bench_values(|()| tracing_harness(n));
 }
 
@@ -289,15 +281,10 @@ fn tracing_layer_unsampled(bencher: divan::Bencher<'_, '_>) {
 /// whose sampler samples nothing.
 #[divan::bench(sample_size = 64)]
 fn tracing_otel_unsampled(bencher: divan::Bencher<'_, '_>) {
-    use opentelemetry::trace::TracerProvider as _;
-    use tracing_subscriber::layer::SubscriberExt;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
         .build();
-    let d = tracing::Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
-    );
+    let d = otel_subscriber(&provider);
     tracing::dispatcher::with_default(&d, || {
         bencher.bench_local(|| {
             let s = tracing::span!(tracing::Level::INFO, "unsampled");
